@@ -1,0 +1,66 @@
+//! Command-line surface of the `chaukas` binary.
+
+use std::path::PathBuf;
+
+use chaukas_store::ClickHouseConfig;
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+/// Chaukas Server: an append-only audit trail for AI agent events.
+///
+/// Configuration comes from built-in defaults, then the TOML file given with --config, then
+/// CHAUKAS_* environment variables (nested keys with a double underscore, e.g.
+/// CHAUKAS_GATEWAY__GRPC_LISTEN=0.0.0.0:50051).
+#[derive(Debug, Parser)]
+#[command(name = "chaukas", version)]
+pub struct Cli {
+    /// TOML configuration file shared by every role.
+    #[arg(long, short, global = true, env = "CHAUKAS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The role this process plays.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Public gRPC and HTTP endpoint: validates events and publishes them to JetStream.
+    Gateway,
+    /// Consumes JetStream and writes events to ClickHouse in batches.
+    Writer,
+    /// Answers QueryEvents and GetEventStats from ClickHouse.
+    Query,
+    /// Creates the ClickHouse database and applies pending schema migrations, then exits.
+    Migrate,
+    /// Exits 0 when the gRPC endpoint answers Healthz under every service name it serves.
+    Healthcheck {
+        /// gRPC address of a gateway or query service.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        grpc: String,
+        /// Check only ChaukasServerService (the query service serves no client service).
+        #[arg(long)]
+        server_only: bool,
+    },
+}
+
+impl Command {
+    /// The name this role reports in logs and exported spans.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Self::Gateway => "chaukas-gateway",
+            Self::Writer => "chaukas-writer",
+            Self::Query => "chaukas-query",
+            Self::Migrate => "chaukas-migrate",
+            Self::Healthcheck { .. } => "chaukas-healthcheck",
+        }
+    }
+}
+
+/// What `chaukas migrate` reads from configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MigrateConfig {
+    /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
+    pub clickhouse: ClickHouseConfig,
+}

@@ -1,0 +1,59 @@
+//! `chaukas`: one binary, one image, every role chosen by subcommand.
+
+mod cli;
+mod healthcheck;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = chaukas_common::telemetry::init(cli.command.service_name())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(cli));
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "chaukas exited with an error");
+    }
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_file = cli.config.as_deref();
+    let shutdown = chaukas_common::shutdown::signal();
+    match cli.command {
+        Command::Gateway => {
+            let config: chaukas_gateway::GatewayConfig = chaukas_common::config::load(config_file)?;
+            chaukas_gateway::bind(&config)
+                .await?
+                .serve(shutdown)
+                .await?;
+        }
+        Command::Writer => {
+            let config: chaukas_writer::WriterConfig = chaukas_common::config::load(config_file)?;
+            chaukas_writer::bind(&config).await?.serve(shutdown).await?;
+        }
+        Command::Query => {
+            let config: chaukas_query::QueryConfig = chaukas_common::config::load(config_file)?;
+            chaukas_query::bind(&config).await?.serve(shutdown).await?;
+        }
+        Command::Healthcheck { grpc, server_only } => {
+            healthcheck::check(&grpc, server_only).await?;
+            println!("healthy: {grpc}");
+        }
+        Command::Migrate => {
+            let config: cli::MigrateConfig = chaukas_common::config::load(config_file)?;
+            let report = chaukas_store::migrations::migrate(&config.clickhouse).await?;
+            println!(
+                "clickhouse {} database {}: applied {:?}, already applied {:?}",
+                report.server_version,
+                config.clickhouse.database,
+                report.applied,
+                report.already_applied
+            );
+        }
+    }
+    Ok(())
+}

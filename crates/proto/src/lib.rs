@@ -1,0 +1,55 @@
+//! The Chaukas wire contract as Rust types.
+//!
+//! Every service speaks these generated messages and implements these generated service
+//! traits, so the contract lives in exactly one place: `proto/` at the workspace root, which
+//! must match the published `chaukas-spec-*` packages field for field (see `tests/contract`).
+
+#![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
+
+/// Messages shared by the client and server services: events, queries, capabilities.
+pub mod common {
+    /// Version 1 of the shared messages.
+    pub mod v1 {
+        tonic::include_proto!("chaukas.spec.common.v1");
+    }
+}
+
+/// The service as the published client stubs name it (`ChaukasClientService`).
+pub mod client {
+    /// Version 1 of the client service.
+    pub mod v1 {
+        tonic::include_proto!("chaukas.spec.client.v1");
+    }
+}
+
+/// The server-side service (`ChaukasServerService`), with statistics.
+pub mod server {
+    /// Version 1 of the server service.
+    pub mod v1 {
+        tonic::include_proto!("chaukas.spec.server.v1");
+    }
+}
+
+/// The compiled `FileDescriptorSet` of everything under `proto/`, encoded.
+///
+/// Kept so the contract can be checked against the published descriptors and so a future
+/// gRPC reflection service can describe exactly what we serve.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/chaukas_descriptor.binpb"));
+
+/// What this build of Chaukas Server really does, as `GetCapabilities` reports it.
+///
+/// One definition for every service that answers the RPC, so the gateway and the query
+/// service can never advertise different things. A flag turns true only in the change that
+/// implements and tests the feature behind it.
+pub fn capabilities() -> common::v1::Capabilities {
+    common::v1::Capabilities {
+        worm_retention: false,
+        audit_proofs: false,
+        distributed_query: false,
+        rbac: false,
+        sso: false,
+        policy_decisions: false,
+        data_access_events: false,
+    }
+}

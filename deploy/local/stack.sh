@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make up` / `make down` / `make status`: the whole Chaukas stack on this machine without
+# Docker. NATS and ClickHouse come from Debian packages (installed when running as root),
+# the services from this checkout's `chaukas` binary; all state lives under .run/.
+#
+# Ports (override with the environment variables of the same name):
+#   gateway gRPC 50051, gateway HTTP 8080, writer health 8081, query gRPC 50052,
+#   query health 8082, NATS 4222 (monitoring 8222), ClickHouse HTTP 8123 (native 9000).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RUN_DIR=${RUN_DIR:-$ROOT/.run}
+source "$ROOT/deploy/local/lib.sh"
+
+: "${NATS_PORT:=4222}" "${NATS_MONITOR_PORT:=8222}"
+: "${CLICKHOUSE_HTTP_PORT:=8123}" "${CLICKHOUSE_TCP_PORT:=9000}"
+: "${GATEWAY_GRPC_PORT:=50051}" "${GATEWAY_HTTP_PORT:=8080}"
+: "${WRITER_HTTP_PORT:=8081}" "${QUERY_GRPC_PORT:=50052}" "${QUERY_HTTP_PORT:=8082}"
+: "${CARGO_PROFILE:=release}"
+
+SERVICES=(gateway writer query)
+
+chaukas_bin() {
+  local dir=$CARGO_PROFILE
+  [ "$CARGO_PROFILE" = dev ] && dir=debug
+  echo "${CARGO_TARGET_DIR:-$ROOT/target}/$dir/chaukas"
+}
+
+# One environment for every service, so they agree on where NATS and ClickHouse are.
+service_env() {
+  export CHAUKAS_NATS__URL="nats://127.0.0.1:$NATS_PORT"
+  export CHAUKAS_CLICKHOUSE__URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+  export CHAUKAS_GATEWAY__GRPC_LISTEN="0.0.0.0:$GATEWAY_GRPC_PORT"
+  export CHAUKAS_GATEWAY__HTTP_LISTEN="0.0.0.0:$GATEWAY_HTTP_PORT"
+  export CHAUKAS_WRITER__HTTP_LISTEN="0.0.0.0:$WRITER_HTTP_PORT"
+  export CHAUKAS_QUERY__GRPC_LISTEN="0.0.0.0:$QUERY_GRPC_PORT"
+  export CHAUKAS_QUERY__HTTP_LISTEN="0.0.0.0:$QUERY_HTTP_PORT"
+}
+
+up() {
+  ensure_packages
+  log "building chaukas ($CARGO_PROFILE profile)"
+  (cd "$ROOT" && cargo build --profile "$CARGO_PROFILE" -p chaukas --quiet)
+  local bin
+  bin=$(chaukas_bin)
+
+  log "starting NATS JetStream on 127.0.0.1:$NATS_PORT"
+  start_nats "$NATS_PORT" "$NATS_MONITOR_PORT"
+  log "starting ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
+  start_clickhouse "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT"
+
+  service_env
+  log "applying ClickHouse migrations"
+  "$bin" migrate >>"$RUN_DIR/logs/migrate.log" 2>&1 || {
+    tail -n 20 "$RUN_DIR/logs/migrate.log" >&2
+    die "migrations failed; log: $RUN_DIR/logs/migrate.log"
+  }
+
+  local service
+  for service in "${SERVICES[@]}"; do
+    start_process "$service" "$bin" "$service"
+  done
+  wait_for gateway 30 "$bin" healthcheck --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT"
+  wait_for gateway 30 curl -fsS "http://127.0.0.1:$GATEWAY_HTTP_PORT/readyz"
+  wait_for writer 30 curl -fsS "http://127.0.0.1:$WRITER_HTTP_PORT/readyz"
+  wait_for query 30 "$bin" healthcheck --server-only --grpc "http://127.0.0.1:$QUERY_GRPC_PORT"
+  wait_for query 30 curl -fsS "http://127.0.0.1:$QUERY_HTTP_PORT/readyz"
+
+  cat <<TEXT
+
+Chaukas Server is up.
+  gRPC (ChaukasServerService, ChaukasClientService)  127.0.0.1:$GATEWAY_GRPC_PORT
+  HTTP (chaukas-sdk: CHAUKAS_ENDPOINT)               http://localhost:$GATEWAY_HTTP_PORT
+  query service gRPC (internal)                      127.0.0.1:$QUERY_GRPC_PORT
+  health: http://localhost:$GATEWAY_HTTP_PORT/readyz  http://localhost:$WRITER_HTTP_PORT/readyz  http://localhost:$QUERY_HTTP_PORT/readyz
+  NATS nats://127.0.0.1:$NATS_PORT   ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT (database chaukas)
+  logs and data: $RUN_DIR    stop everything: make down
+TEXT
+}
+
+down() {
+  local service
+  for service in "${SERVICES[@]}"; do stop_process "$service"; done
+  stop_process clickhouse
+  stop_process nats
+  log "stack stopped"
+}
+
+status() {
+  local name
+  for name in nats clickhouse "${SERVICES[@]}"; do
+    if is_running "$name"; then
+      echo "$name: running (pid $(cat "$(pid_file "$name")"))"
+    else
+      echo "$name: stopped"
+    fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: every check, against real servers this script starts and always stops.
+#   1. formatting and lints (cargo fmt --check, clippy -D warnings)
+#   2. the published contract's descriptors, from PyPI into a throwaway virtualenv
+#   3. NATS + ClickHouse test servers (tests/harness/servers.sh)
+#   4. cargo test for the whole workspace, including the contract test
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "published contract descriptors (PyPI: chaukas-spec-client, chaukas-spec-server)"
+bash tests/contract/published.sh "$TARGET/contract"
+export CHAUKAS_PUBLISHED_DESCRIPTORS="$TARGET/contract/published.binpb"
+
+step "test servers"
+trap 'bash tests/harness/servers.sh stop' EXIT
+eval "$(bash tests/harness/servers.sh start)"
+
+step "cargo test --workspace"
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,205 @@
+//! The services as a deployment runs them: bound to real sockets, talking to the real NATS
+//! and ClickHouse the harness started, stopped by their shutdown signal.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chaukas_proto::client::v1 as client;
+use chaukas_proto::client::v1::chaukas_client_service_client::ChaukasClientServiceClient;
+use chaukas_proto::server::v1 as server;
+use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
+use chaukas_store::ClickHouseConfig;
+use chaukas_testkit::TestDatabase;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// Sends a bare HTTP/1.0 GET and returns (status code, body): enough for health checks
+/// without pulling an HTTP client into the workspace.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn local_gateway_config() -> chaukas_gateway::GatewayConfig {
+    let mut config = chaukas_gateway::GatewayConfig::default();
+    config.gateway.grpc_listen = "127.0.0.1:0".into();
+    config.gateway.http_listen = "127.0.0.1:0".into();
+    config
+}
+
+#[tokio::test]
+async fn gateway_answers_healthz_under_both_service_names_and_stops_on_signal() {
+    let gateway = chaukas_gateway::bind(&local_gateway_config())
+        .await
+        .unwrap();
+    let (grpc, http) = (gateway.grpc_addr(), gateway.http_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(gateway.serve(async {
+        stopped.await.ok();
+    }));
+
+    let channel = channel(grpc).await;
+    ChaukasServerServiceClient::new(channel.clone())
+        .healthz(server::HealthzRequest {})
+        .await
+        .expect("server service Healthz");
+    ChaukasClientServiceClient::new(channel.clone())
+        .healthz(client::HealthzRequest {})
+        .await
+        .expect("client service Healthz");
+    assert_eq!(http_get(http, "/healthz").await, (200, "ok".into()));
+    assert_eq!(http_get(http, "/readyz").await, (200, "ready".into()));
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("gateway stops within 10 s of the signal")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn gateway_reports_only_implemented_capabilities_and_refuses_what_is_not_built() {
+    let gateway = chaukas_gateway::bind(&local_gateway_config())
+        .await
+        .unwrap();
+    let grpc = gateway.grpc_addr();
+    let _running = tokio::spawn(gateway.serve(std::future::pending()));
+    let channel = channel(grpc).await;
+
+    let mut server_client = ChaukasServerServiceClient::new(channel.clone());
+    let capabilities = server_client
+        .get_capabilities(server::GetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .capabilities
+        .expect("capabilities are always present");
+    assert_eq!(capabilities, chaukas_proto::capabilities());
+    assert!(!capabilities.rbac && !capabilities.worm_retention && !capabilities.audit_proofs);
+
+    let client_capabilities = ChaukasClientServiceClient::new(channel)
+        .get_capabilities(client::GetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .capabilities;
+    assert_eq!(client_capabilities, Some(capabilities));
+
+    let refused = server_client
+        .get_event_stats(server::GetEventStatsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    assert!(
+        refused.message().contains("GetEventStats"),
+        "{}",
+        refused.message()
+    );
+}
+
+/// A migrated database of the test's own: services are ready only once the schema exists.
+async fn migrated_database() -> (TestDatabase, ClickHouseConfig) {
+    let db = TestDatabase::new().await;
+    let config = ClickHouseConfig {
+        url: db.url.clone(),
+        database: db.name.clone(),
+        ..ClickHouseConfig::default()
+    };
+    chaukas_store::migrations::migrate(&config).await.unwrap();
+    (db, config)
+}
+
+fn writer_config(clickhouse: ClickHouseConfig) -> chaukas_writer::WriterConfig {
+    let mut config = chaukas_writer::WriterConfig::default();
+    config.writer.http_listen = "127.0.0.1:0".into();
+    config.nats.url = chaukas_testkit::nats_url();
+    config.clickhouse = clickhouse;
+    config
+}
+
+/// Polls `/readyz` until it answers `status` with a body containing `text`: readiness
+/// follows connections made in the background, so the first answers may differ.
+async fn wait_for_readiness(addr: SocketAddr, status: u16, text: &str) {
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = http_get(addr, "/readyz").await;
+        if last.0 == status && last.1.contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {status} with {text:?}; last answer {last:?}");
+}
+
+#[tokio::test]
+async fn writer_is_ready_only_when_nats_and_clickhouse_answer() {
+    let (db, clickhouse) = migrated_database().await;
+    let writer = chaukas_writer::bind(&writer_config(clickhouse.clone()))
+        .await
+        .unwrap();
+    let http = writer.http_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(writer.serve(async {
+        stopped.await.ok();
+    }));
+    wait_for_readiness(http, 200, "ready").await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    // Nothing listens on port 9: ClickHouse "down".
+    let unreachable = ClickHouseConfig {
+        url: "http://127.0.0.1:9".into(),
+        ..clickhouse
+    };
+    let writer = chaukas_writer::bind(&writer_config(unreachable))
+        .await
+        .unwrap();
+    let http = writer.http_addr();
+    let _running = tokio::spawn(writer.serve(std::future::pending()));
+    wait_for_readiness(http, 503, "clickhouse statement failed").await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn query_service_answers_healthz_and_reports_clickhouse_readiness() {
+    let mut config = chaukas_query::QueryConfig::default();
+    config.query.grpc_listen = "127.0.0.1:0".into();
+    config.query.http_listen = "127.0.0.1:0".into();
+    let (db, clickhouse) = migrated_database().await;
+    config.clickhouse = clickhouse;
+    let query = chaukas_query::bind(&config).await.unwrap();
+    let (grpc, http) = (query.grpc_addr(), query.http_addr());
+    let _running = tokio::spawn(query.serve(std::future::pending()));
+
+    ChaukasServerServiceClient::new(channel(grpc).await)
+        .healthz(server::HealthzRequest {})
+        .await
+        .expect("query service Healthz");
+    wait_for_readiness(http, 200, "ready").await;
+    db.drop_database().await;
+}
