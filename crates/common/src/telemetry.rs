@@ -1,9 +1,12 @@
 //! Logs to stderr for people, traces over OTLP for collectors.
 //!
 //! Log verbosity follows `RUST_LOG` (default `info`); `CHAUKAS_LOG_FORMAT=json` switches to
-//! one JSON object per line for log shippers. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//! one JSON object per line for log shippers; colours only when stderr is a terminal, so
+//! log files stay plain text. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
 //! spans are also exported over OTLP/gRPC; the exporter reads the standard `OTEL_*`
 //! variables itself, so nothing here duplicates them.
+
+use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -59,7 +62,11 @@ pub fn init(service: &'static str) -> Result<TelemetryGuard, TelemetryError> {
     } else {
         (
             None,
-            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            ),
         )
     };
 
