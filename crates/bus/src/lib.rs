@@ -1,32 +1,26 @@
-//! The message bus between the gateway and the writer: how to reach NATS JetStream.
+//! The message bus between the gateway and the writer.
 //!
-//! Stream layout (names, subjects, limits) joins this crate with the ingestion pipeline;
-//! keeping it here means the gateway and the writer can never disagree about it.
+//! Everything both sides must agree on lives here, so they cannot drift apart: where NATS
+//! is, the stream and its limits, how events are spread over shard subjects, and the
+//! envelope an accepted request travels in.
+//!
+//! Layout: one work-queue stream (`CHAUKAS_EVENTS` by default) with subjects
+//! `<prefix>.<shard>`, `shard = fnv1a(tenant_id) % shards`. A gateway packs the events of
+//! one request that share a shard into as few messages as the message size allows (one
+//! JetStream message per event cannot go faster than the ~90k messages/s JetStream takes on
+//! a small machine). Every event of a tenant lands in the same shard, and each shard is
+//! consumed by exactly one writer at a time (see the writer's leases), which is what makes
+//! deduplication in the writer race-free.
 
-use std::time::Duration;
+mod config;
+mod envelope;
 
-use serde::{Deserialize, Serialize};
+pub use config::NatsConfig;
+pub use envelope::{
+    Envelope, EnvelopeError, INGEST_TIME_HEADER, MessageChunk, message_id, pack, shard_of,
+};
 
-/// Where NATS is and how patiently to reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NatsConfig {
-    /// Server URL(s), comma-separated, e.g. `nats://nats:4222`.
-    pub url: String,
-    /// How long one connection attempt may take, in milliseconds.
-    pub connect_timeout_ms: u64,
-}
-
-impl Default for NatsConfig {
-    fn default() -> Self {
-        Self {
-            url: "nats://127.0.0.1:4222".into(),
-            connect_timeout_ms: 5_000,
-        }
-    }
-}
-
-/// Why the bus could not be reached.
+/// Why the bus could not be reached or set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// No server answered at the configured URL.
@@ -38,25 +32,17 @@ pub enum BusError {
         #[source]
         source: async_nats::ConnectError,
     },
-}
-
-impl NatsConfig {
-    /// Connects once; afterwards the client reconnects on its own for as long as the
-    /// process lives, so a NATS restart does not need a service restart.
-    pub async fn connect(&self) -> Result<async_nats::Client, BusError> {
-        async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_millis(self.connect_timeout_ms))
-            .retry_on_initial_connect()
-            .event_callback(|event| async move {
-                tracing::info!(%event, "nats connection event");
-            })
-            .connect(self.url.as_str())
-            .await
-            .map_err(|source| BusError::Connect {
-                url: self.url.clone(),
-                source,
-            })
-    }
+    /// A stream could not be created or brought to the configured settings.
+    #[error("cannot set up JetStream stream {stream}: {reason}")]
+    Stream {
+        /// The stream's name.
+        stream: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The configuration is unusable (for example zero shards).
+    #[error("invalid [nats] configuration: {0}")]
+    InvalidConfig(String),
 }
 
 /// Whether a client is connected right now; used by readiness checks.

@@ -8,11 +8,15 @@
 
 mod config;
 mod error;
+pub mod events;
 pub mod migrations;
+mod rows;
+pub mod search;
 mod version;
 
 pub use config::ClickHouseConfig;
 pub use error::StoreError;
+pub use rows::{EventRow, timestamp_nanos};
 pub use version::ServerVersion;
 
 /// Asks the server for its version; also the cheapest end-to-end health check.

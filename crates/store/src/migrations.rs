@@ -28,11 +28,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks this list against the files in `migrations/`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/0001_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "event_claims",
+        sql: include_str!("../migrations/0002_event_claims.sql"),
+    },
+];
 
 /// The table that records applied migrations.
 const HISTORY_TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

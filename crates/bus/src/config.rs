@@ -1,0 +1,185 @@
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use serde::{Deserialize, Serialize};
+
+use crate::BusError;
+
+/// Where NATS is, and the layout and limits of the streams Chaukas keeps there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated, e.g. `nats://nats:4222`.
+    pub url: String,
+    /// How long one connection attempt may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// The stream accepted events wait in until a writer has stored them.
+    pub stream: String,
+    /// Subject prefix; events go to `<prefix>.<shard>`.
+    pub subject_prefix: String,
+    /// Number of shard subjects. Fixed for the life of a stream: a tenant's shard must not
+    /// move while its events are still queued, so change it only on an empty stream.
+    pub shards: u16,
+    /// Bytes the event stream may hold before the gateway answers UNAVAILABLE (a backlog
+    /// while ClickHouse is down); never unbounded.
+    pub max_bytes: i64,
+    /// Oldest backlog kept, in hours; a limit, not a retention promise: writers normally
+    /// take messages within a second.
+    pub max_age_hours: u64,
+    /// JetStream's duplicate window in seconds: a resend of an identical request within it
+    /// is dropped by the bus; the writer's own check catches later resends.
+    pub duplicate_window_secs: u64,
+    /// Largest message a gateway publishes; requests are split below it. Must stay under
+    /// the server's `max_payload` (1 MiB by default).
+    pub max_message_bytes: usize,
+    /// Stream for messages a writer can never store (undecodable), kept with the reason.
+    pub dead_letter_stream: String,
+    /// Subject of the dead-letter stream.
+    pub dead_letter_subject: String,
+    /// How long dead letters are kept, in days.
+    pub dead_letter_max_age_days: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            connect_timeout_ms: 5_000,
+            stream: "CHAUKAS_EVENTS".into(),
+            subject_prefix: "chaukas.events".into(),
+            shards: 8,
+            max_bytes: 8 * 1024 * 1024 * 1024,
+            max_age_hours: 7 * 24,
+            duplicate_window_secs: 120,
+            max_message_bytes: 900 * 1024,
+            dead_letter_stream: "CHAUKAS_DEAD_LETTER".into(),
+            dead_letter_subject: "chaukas.deadletter".into(),
+            dead_letter_max_age_days: 30,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// Connects once; afterwards the client reconnects on its own for as long as the
+    /// process lives, so a NATS restart does not need a service restart.
+    pub async fn connect(&self) -> Result<async_nats::Client, BusError> {
+        async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_millis(self.connect_timeout_ms))
+            .retry_on_initial_connect()
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            })
+            .connect(self.url.as_str())
+            .await
+            .map_err(|source| BusError::Connect {
+                url: self.url.clone(),
+                source,
+            })
+    }
+
+    /// Subject of one shard.
+    pub fn shard_subject(&self, shard: u16) -> String {
+        format!("{}.{shard}", self.subject_prefix)
+    }
+
+    /// Checks what a typo could turn into a silent failure later.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if self.shards == 0 {
+            return Err(BusError::InvalidConfig("shards must be at least 1".into()));
+        }
+        if self.max_message_bytes < 64 * 1024 {
+            return Err(BusError::InvalidConfig(
+                "max_message_bytes must be at least 65536".into(),
+            ));
+        }
+        if self.max_bytes <= 0 {
+            return Err(BusError::InvalidConfig(
+                "max_bytes must be positive: the stream is never unbounded".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn events_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            description: Some("Chaukas events accepted by a gateway, not yet stored".into()),
+            subjects: vec![format!("{}.*", self.subject_prefix)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            max_bytes: self.max_bytes,
+            max_age: Duration::from_secs(self.max_age_hours * 3600),
+            max_message_size: i32::try_from(self.max_message_bytes + 64 * 1024).unwrap_or(i32::MAX),
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        }
+    }
+
+    fn dead_letter_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.dead_letter_stream.clone(),
+            description: Some(
+                "Chaukas messages a writer could never store, with the reason".into(),
+            ),
+            subjects: vec![self.dead_letter_subject.clone()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_bytes: self.max_bytes.min(1024 * 1024 * 1024),
+            max_age: Duration::from_secs(self.dead_letter_max_age_days * 24 * 3600),
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the event and dead-letter streams, or brings existing ones to the configured
+    /// limits; run by every gateway and writer at startup, so no manual step is needed.
+    pub async fn ensure_streams(&self, js: &jetstream::Context) -> Result<(), BusError> {
+        self.validate()?;
+        for config in [
+            self.events_stream_config(),
+            self.dead_letter_stream_config(),
+        ] {
+            ensure_stream(js, config).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
+    let name = config.name.clone();
+    let failed = |reason: String| BusError::Stream {
+        stream: name.clone(),
+        reason,
+    };
+    match js.get_stream(&config.name).await {
+        Ok(mut existing) => {
+            let current = existing
+                .info()
+                .await
+                .map_err(|error| failed(error.to_string()))?
+                .config
+                .clone();
+            let differs = current.subjects != config.subjects
+                || current.max_bytes != config.max_bytes
+                || current.max_age != config.max_age
+                || current.duplicate_window != config.duplicate_window
+                || current.max_message_size != config.max_message_size;
+            if differs {
+                tracing::info!(stream = %config.name, "updating stream limits");
+                js.update_stream(config)
+                    .await
+                    .map_err(|error| failed(error.to_string()))?;
+            }
+        }
+        Err(_) => {
+            tracing::info!(stream = %config.name, "creating stream");
+            js.get_or_create_stream(config)
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+        }
+    }
+    Ok(())
+}

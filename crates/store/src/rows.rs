@@ -1,0 +1,127 @@
+//! An accepted event as a row of the `events` table.
+
+use bytes::Bytes;
+use chaukas_proto::common::v1::Event;
+use serde::Serialize;
+
+use crate::search::search_text;
+
+/// Nanoseconds in a day, for the partitioning `event_date`.
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// One row of `events`; field names are the column names.
+#[derive(Debug, Clone, PartialEq, Serialize, clickhouse::Row)]
+pub struct EventRow {
+    /// Tenant the event belongs to.
+    pub tenant_id: String,
+    /// Project within the tenant.
+    pub project_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// Trace id.
+    pub trace_id: String,
+    /// Span id.
+    pub span_id: String,
+    /// Parent span id.
+    pub parent_span_id: String,
+    /// The client's event id, unique per tenant.
+    pub event_id: String,
+    /// `EventType` number.
+    pub event_type: i32,
+    /// `EventStatus` number.
+    pub status: i32,
+    /// `Severity` number.
+    pub severity: i32,
+    /// `Author` number.
+    pub author: i32,
+    /// Agent id.
+    pub agent_id: String,
+    /// Agent name.
+    pub agent_name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Event time in ns since the epoch; the ingest time when the client sent none.
+    pub event_time_ns: i64,
+    /// 1 when `event_time_ns` is the client's timestamp.
+    pub has_event_time: u8,
+    /// When the gateway accepted the event, ns since the epoch.
+    pub ingest_time_ns: i64,
+    /// UTC day of `event_time_ns` as days since the epoch (ClickHouse `Date`).
+    pub event_date: u16,
+    /// Lower-cased human text for `text_query`.
+    pub search_text: String,
+    /// The event's protobuf encoding.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+impl EventRow {
+    /// Builds the row of an event accepted at `ingest_time_ns`, whose encoding is `payload`.
+    pub fn new(event: &Event, payload: &Bytes, ingest_time_ns: i64) -> Self {
+        let client_time = event.timestamp.as_ref().map(timestamp_nanos);
+        let event_time_ns = client_time.unwrap_or(ingest_time_ns);
+        let days = event_time_ns
+            .div_euclid(NANOS_PER_DAY)
+            .clamp(0, i64::from(u16::MAX));
+        Self {
+            tenant_id: event.tenant_id.clone(),
+            project_id: event.project_id.clone(),
+            session_id: event.session_id.clone(),
+            trace_id: event.trace_id.clone(),
+            span_id: event.span_id.clone(),
+            parent_span_id: event.parent_span_id.clone(),
+            event_id: event.event_id.clone(),
+            event_type: event.r#type,
+            status: event.status,
+            severity: event.severity,
+            author: event.author,
+            agent_id: event.agent_id.clone(),
+            agent_name: event.agent_name.clone(),
+            tags: event.tags.clone(),
+            event_time_ns,
+            has_event_time: u8::from(client_time.is_some()),
+            ingest_time_ns,
+            event_date: u16::try_from(days).expect("clamped to the u16 range"),
+            search_text: search_text(event),
+            payload: payload.to_vec(),
+        }
+    }
+}
+
+/// A protobuf timestamp as ns since the epoch, saturating far outside the gateway's
+/// accepted range.
+pub fn timestamp_nanos(timestamp: &prost_types::Timestamp) -> i64 {
+    timestamp
+        .seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(timestamp.nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_take_the_client_time_or_else_the_ingest_time() {
+        let mut event = Event {
+            event_id: "e".into(),
+            tenant_id: "t".into(),
+            timestamp: Some(prost_types::Timestamp {
+                seconds: 86_400 * 3 + 5,
+                nanos: 7,
+            }),
+            ..Event::default()
+        };
+        let row = EventRow::new(&event, &Bytes::from_static(b"x"), 1);
+        assert_eq!(row.event_time_ns, (86_400 * 3 + 5) * 1_000_000_000 + 7);
+        assert_eq!(row.has_event_time, 1);
+        assert_eq!(row.event_date, 3);
+        assert_eq!(row.payload, b"x");
+
+        event.timestamp = None;
+        let row = EventRow::new(&event, &Bytes::new(), NANOS_PER_DAY * 2 + 9);
+        assert_eq!(row.event_time_ns, NANOS_PER_DAY * 2 + 9);
+        assert_eq!(row.has_event_time, 0);
+        assert_eq!(row.event_date, 2);
+    }
+}
