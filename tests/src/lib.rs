@@ -1,1 +1,257 @@
-//! End-to-end tests live in `tests/tests/`; this library is empty on purpose.
+//! Shared pieces of the end-to-end tests in `tests/tests/`: a whole ingestion pipeline
+//! (gateway and writer, in this process) on the harness's NATS and ClickHouse, isolated by
+//! its own database and stream names, plus a realistic event corpus.
+
+pub mod corpus;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chaukas_bus::NatsConfig;
+use chaukas_gateway::GatewayConfig;
+use chaukas_proto::common::v1::Event;
+use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
+use chaukas_store::ClickHouseConfig;
+use chaukas_testkit::TestDatabase;
+use chaukas_writer::WriterConfig;
+use prost::Message;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Settings for a writer that reacts quickly, so tests do not wait for production timers.
+pub fn quick_writer_settings() -> chaukas_writer::WriterSettings {
+    chaukas_writer::WriterSettings {
+        http_listen: "127.0.0.1:0".into(),
+        max_batch_age_ms: 100,
+        statement_timeout_ms: 3_000,
+        ack_wait_secs: 10,
+        lease_ttl_secs: 6,
+        lease_renew_ms: 500,
+        max_retry_delay_secs: 2,
+        ..chaukas_writer::WriterSettings::default()
+    }
+}
+
+/// A running gateway and writer of a test's own.
+pub struct Pipeline {
+    /// Where gRPC clients connect.
+    pub grpc: SocketAddr,
+    /// The gateway's HTTP address.
+    pub http: SocketAddr,
+    /// The writer's HTTP address.
+    pub writer_http: SocketAddr,
+    /// The test's database.
+    pub db: TestDatabase,
+    /// Settings pointing at it.
+    pub clickhouse: ClickHouseConfig,
+    /// The test's streams.
+    pub nats: NatsConfig,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts a gateway and a writer with test settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// Starts a gateway and a writer after `adjust` has changed their settings.
+    pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig, &mut WriterConfig)) -> Self {
+        init_logs();
+        let db = TestDatabase::new().await;
+        let clickhouse = ClickHouseConfig {
+            url: db.url.clone(),
+            database: db.name.clone(),
+            ..ClickHouseConfig::default()
+        };
+        chaukas_store::migrations::migrate(&clickhouse)
+            .await
+            .unwrap();
+        let nats = chaukas_testkit::nats_config();
+        let mut gateway = GatewayConfig {
+            nats: nats.clone(),
+            ..GatewayConfig::default()
+        };
+        gateway.gateway.grpc_listen = "127.0.0.1:0".into();
+        gateway.gateway.http_listen = "127.0.0.1:0".into();
+        let mut writer = WriterConfig {
+            writer: quick_writer_settings(),
+            nats: nats.clone(),
+            clickhouse: clickhouse.clone(),
+        };
+        adjust(&mut gateway, &mut writer);
+
+        let bound_gateway = chaukas_gateway::bind(&gateway).await.unwrap();
+        let bound_writer = chaukas_writer::bind(&writer).await.unwrap();
+        let (grpc, http, writer_http) = (
+            bound_gateway.grpc_addr(),
+            bound_gateway.http_addr(),
+            bound_writer.http_addr(),
+        );
+        let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+        let (stop_writer, writer_stopped) = oneshot::channel::<()>();
+        let tasks = vec![
+            tokio::spawn(async move {
+                bound_gateway
+                    .serve(async {
+                        gateway_stopped.await.ok();
+                    })
+                    .await
+                    .unwrap();
+            }),
+            tokio::spawn(async move {
+                bound_writer
+                    .serve(async {
+                        writer_stopped.await.ok();
+                    })
+                    .await
+                    .unwrap();
+            }),
+        ];
+        let pipeline = Self {
+            grpc,
+            http,
+            writer_http,
+            db,
+            clickhouse,
+            nats,
+            stops: vec![stop_gateway, stop_writer],
+            tasks,
+        };
+        pipeline.wait_until_ready().await;
+        pipeline
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for addr in [self.http, self.writer_http] {
+            loop {
+                let (status, reason) = http_get(addr, "/readyz").await;
+                if status == 200 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{addr} not ready within 30 s: {reason}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// A client of the gateway's server service.
+    pub async fn server_client(&self) -> ChaukasServerServiceClient<Channel> {
+        ChaukasServerServiceClient::new(channel(self.grpc).await)
+    }
+
+    /// ClickHouse client on the test's database.
+    pub fn clickhouse_client(&self) -> clickhouse::Client {
+        self.clickhouse.client().unwrap()
+    }
+
+    /// Rows in `events` now.
+    pub async fn row_count(&self) -> u64 {
+        self.clickhouse_client()
+            .query("SELECT count() FROM events")
+            .fetch_one()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `events` holds at least `rows` rows, then a little longer to catch any
+    /// extra (duplicate) row; returns the final count.
+    pub async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.row_count().await;
+            if count >= rows {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return self.row_count().await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {count} of {rows} rows stored after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every stored event, decoded from its payload, ordered by event id.
+    pub async fn stored_events(&self) -> Vec<Event> {
+        #[derive(serde::Deserialize, clickhouse::Row)]
+        struct Stored {
+            #[serde(with = "serde_bytes")]
+            payload: Vec<u8>,
+        }
+        let rows: Vec<Stored> = self
+            .clickhouse_client()
+            .query("SELECT payload FROM events ORDER BY event_id")
+            .fetch_all()
+            .await
+            .unwrap();
+        rows.into_iter()
+            .map(|row| Event::decode(row.payload.as_slice()).unwrap())
+            .collect()
+    }
+
+    /// Stops the gateway and writer gracefully and drops the database.
+    pub async fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("services stop within 30 s")
+                .unwrap();
+        }
+        self.db.drop_database().await;
+    }
+}
+
+/// Sends service logs to the test's captured output (shown for failing tests); level from
+/// `RUST_LOG`, warnings by default.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// A connected gRPC channel.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Sends a bare HTTP/1.0 GET and returns (status code, body): enough for health checks
+/// without pulling an HTTP client into the workspace.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -10,42 +10,14 @@ use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_store::ClickHouseConfig;
 use chaukas_testkit::TestDatabase;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use chaukas_tests::{channel, http_get};
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
-
-/// Sends a bare HTTP/1.0 GET and returns (status code, body): enough for health checks
-/// without pulling an HTTP client into the workspace.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 fn local_gateway_config() -> chaukas_gateway::GatewayConfig {
-    let mut config = chaukas_gateway::GatewayConfig::default();
+    let mut config = chaukas_gateway::GatewayConfig {
+        nats: chaukas_testkit::nats_config(),
+        ..chaukas_gateway::GatewayConfig::default()
+    };
     config.gateway.grpc_listen = "127.0.0.1:0".into();
     config.gateway.http_listen = "127.0.0.1:0".into();
     config
@@ -72,7 +44,13 @@ async fn gateway_answers_healthz_under_both_service_names_and_stops_on_signal() 
         .await
         .expect("client service Healthz");
     assert_eq!(http_get(http, "/healthz").await, (200, "ok".into()));
-    assert_eq!(http_get(http, "/readyz").await, (200, "ready".into()));
+    wait_for_readiness(http, 200, "ready").await;
+    let (status, metrics) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("chaukas_gateway_events_accepted_total"),
+        "{metrics}"
+    );
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running)
@@ -137,7 +115,7 @@ async fn migrated_database() -> (TestDatabase, ClickHouseConfig) {
 fn writer_config(clickhouse: ClickHouseConfig) -> chaukas_writer::WriterConfig {
     let mut config = chaukas_writer::WriterConfig::default();
     config.writer.http_listen = "127.0.0.1:0".into();
-    config.nats.url = chaukas_testkit::nats_url();
+    config.nats = chaukas_testkit::nats_config();
     config.clickhouse = clickhouse;
     config
 }

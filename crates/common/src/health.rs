@@ -1,4 +1,5 @@
-//! Health endpoints every service exposes on its HTTP port, shaped for Kubernetes probes.
+//! Health and metrics endpoints every service exposes on its HTTP port, shaped for
+//! Kubernetes probes and Prometheus scrapes.
 //!
 //! `/healthz` (liveness) answers as long as the process serves requests at all; `/readyz`
 //! (readiness) runs the service's own check of its dependencies and answers 503 with the
@@ -7,20 +8,47 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-/// Routes `/healthz` and `/readyz`; `ready` says why the service is not ready, if it isn't.
-pub fn routes<Check, Fut>(ready: Check) -> Router
+/// Routes `/healthz`, `/readyz` and `/metrics`; `ready` says why the service is not ready,
+/// if it isn't; `metrics` is rendered in the Prometheus text format.
+pub fn routes<Check, Fut>(ready: Check, metrics: Arc<Registry>) -> Router
 where
     Check: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    let mut text = String::new();
+                    match prometheus_client::encoding::text::encode(&mut text, &metrics) {
+                        Ok(()) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            text,
+                        ),
+                        Err(_) => (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                            "cannot encode metrics".to_owned(),
+                        ),
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -1,21 +1,35 @@
+use chaukas_bus::NatsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything the gateway reads from configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GatewayConfig {
-    /// The `[gateway]` section.
+    /// The `[gateway]` section (`CHAUKAS_GATEWAY__*`).
     pub gateway: GatewaySettings,
+    /// The shared `[nats]` section (`CHAUKAS_NATS__*`).
+    pub nats: NatsConfig,
 }
 
-/// The `[gateway]` section (`CHAUKAS_GATEWAY__*`).
+/// The `[gateway]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
     /// gRPC listen address; 50051 is the port the Chaukas examples use.
     pub grpc_listen: String,
-    /// HTTP listen address for the SDK's protobuf-over-HTTP API and health checks.
+    /// HTTP listen address for the SDK's protobuf-over-HTTP API, health and metrics.
     pub http_listen: String,
+    /// Most events one batch request may carry; a larger batch is refused whole.
+    pub max_batch_events: usize,
+    /// Largest encoded event accepted; big LLM payloads fit, a runaway blob does not.
+    pub max_event_bytes: usize,
+    /// Largest request body (gRPC message) accepted.
+    pub max_request_bytes: usize,
+    /// Bytes of accepted-but-unacknowledged events held at once; past it requests are
+    /// shed with UNAVAILABLE ("high memory usage") so memory stays flat under overload.
+    pub max_inflight_bytes: usize,
+    /// How long to wait for JetStream to acknowledge before answering UNAVAILABLE.
+    pub publish_timeout_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -23,6 +37,11 @@ impl Default for GatewaySettings {
         Self {
             grpc_listen: "0.0.0.0:50051".into(),
             http_listen: "0.0.0.0:8080".into(),
+            max_batch_events: 1_000,
+            max_event_bytes: 512 * 1024,
+            max_request_bytes: 16 * 1024 * 1024,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            publish_timeout_ms: 5_000,
         }
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! Clients generated from `chaukas-spec-client` call `chaukas.spec.client.v1.…`, those from
 //! `chaukas-spec-server` call `chaukas.spec.server.v1.…`; each name is served its own
-//! message types.
+//! message types, both backed by the same [`Ingestor`].
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_server::{
     ChaukasClientService, ChaukasClientServiceServer,
 };
+use chaukas_proto::common::v1::{Event, EventBatch};
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
@@ -19,6 +22,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::GatewayError;
+use crate::ingest::{BatchOutcome, Ingestor};
 
 fn not_yet(rpc: &str) -> Status {
     Status::unimplemented(format!(
@@ -27,8 +31,54 @@ fn not_yet(rpc: &str) -> Status {
 }
 
 /// The handlers behind both service names.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct GatewayService;
+#[derive(Clone)]
+pub(crate) struct GatewayService {
+    ingestor: Arc<Ingestor>,
+}
+
+fn processed_at_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Status> {
+    value.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))
+}
+
+impl GatewayService {
+    async fn ingest_event(&self, event: Option<Event>) -> Result<String, Status> {
+        let event = required(event, "event")?;
+        let event_id = event.event_id.clone();
+        self.ingestor
+            .ingest_one(event)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(event_id)
+    }
+
+    async fn ingest_batch(
+        &self,
+        batch: Option<EventBatch>,
+    ) -> Result<(String, BatchOutcome), Status> {
+        let batch = required(batch, "event_batch")?;
+        let outcome = self
+            .ingestor
+            .ingest_batch(batch.events)
+            .await
+            .map_err(|error| error.to_status())?;
+        for (event_id, rejection) in &outcome.rejected {
+            tracing::debug!(event_id, %rejection, "event rejected");
+        }
+        Ok((batch.batch_id, outcome))
+    }
+}
+
+fn count(value: usize) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
 
 #[tonic::async_trait]
 impl ChaukasServerService for GatewayService {
@@ -50,16 +100,27 @@ impl ChaukasServerService for GatewayService {
 
     async fn ingest_event(
         &self,
-        _request: Request<server::IngestEventRequest>,
+        request: Request<server::IngestEventRequest>,
     ) -> Result<Response<server::IngestEventResponse>, Status> {
-        Err(not_yet("IngestEvent"))
+        let event_id = GatewayService::ingest_event(self, request.into_inner().event).await?;
+        Ok(Response::new(server::IngestEventResponse {
+            event_id,
+            status: "accepted".into(),
+            processed_at: processed_at_ms(),
+        }))
     }
 
     async fn ingest_event_batch(
         &self,
-        _request: Request<server::IngestEventBatchRequest>,
+        request: Request<server::IngestEventBatchRequest>,
     ) -> Result<Response<server::IngestEventBatchResponse>, Status> {
-        Err(not_yet("IngestEventBatch"))
+        let (batch_id, outcome) = self.ingest_batch(request.into_inner().event_batch).await?;
+        Ok(Response::new(server::IngestEventBatchResponse {
+            batch_id,
+            accepted_count: count(outcome.accepted),
+            rejected_count: count(outcome.rejected.len()),
+            rejected_event_ids: outcome.rejected.into_iter().map(|(id, _)| id).collect(),
+        }))
     }
 
     async fn query_events(
@@ -97,16 +158,18 @@ impl ChaukasClientService for GatewayService {
 
     async fn ingest_event(
         &self,
-        _request: Request<client::IngestEventRequest>,
+        request: Request<client::IngestEventRequest>,
     ) -> Result<Response<client::IngestEventResponse>, Status> {
-        Err(not_yet("IngestEvent"))
+        GatewayService::ingest_event(self, request.into_inner().event).await?;
+        Ok(Response::new(client::IngestEventResponse {}))
     }
 
     async fn ingest_event_batch(
         &self,
-        _request: Request<client::IngestEventBatchRequest>,
+        request: Request<client::IngestEventBatchRequest>,
     ) -> Result<Response<client::IngestEventBatchResponse>, Status> {
-        Err(not_yet("IngestEventBatch"))
+        self.ingest_batch(request.into_inner().event_batch).await?;
+        Ok(Response::new(client::IngestEventBatchResponse {}))
     }
 
     async fn query_events(
@@ -119,12 +182,19 @@ impl ChaukasClientService for GatewayService {
 
 pub(crate) async fn serve(
     listener: TcpListener,
+    ingestor: Arc<Ingestor>,
+    max_request_bytes: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
-    let service = GatewayService;
+    let service = GatewayService { ingestor };
     tonic::transport::Server::builder()
-        .add_service(ChaukasServerServiceServer::new(service.clone()))
-        .add_service(ChaukasClientServiceServer::new(service))
+        .add_service(
+            ChaukasServerServiceServer::new(service.clone())
+                .max_decoding_message_size(max_request_bytes),
+        )
+        .add_service(
+            ChaukasClientServiceServer::new(service).max_decoding_message_size(max_request_bytes),
+        )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
     Ok(())

@@ -1,7 +1,8 @@
-//! The HTTP surface. Today: health checks for load balancers and Kubernetes probes.
+//! The HTTP surface: health checks and metrics today; the SDK's ingestion routes join it.
 
 use std::future::Future;
 
+use axum::Router;
 use chaukas_common::health;
 use tokio::net::TcpListener;
 
@@ -9,10 +10,9 @@ use crate::GatewayError;
 
 pub(crate) async fn serve(
     listener: TcpListener,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    // The gateway holds no connections of its own yet, so serving at all means ready.
-    let router = health::routes(|| async { Ok(()) });
     health::serve(listener, router, shutdown)
         .await
         .map_err(GatewayError::Http)

@@ -1,22 +1,36 @@
 //! The gateway: the one endpoint clients talk to.
 //!
 //! It serves both gRPC service names of the wire contract (`ChaukasServerService` and
-//! `ChaukasClientService`) on one port, and the HTTP API the `chaukas-sdk` speaks on
-//! another. It keeps no state of its own, so any number of replicas can run behind a load
-//! balancer.
+//! `ChaukasClientService`) on one port, and health, metrics (and the HTTP API the
+//! `chaukas-sdk` speaks) on another. It validates events, publishes them to JetStream and
+//! answers only once JetStream has them. It keeps no state of its own, so any number of
+//! replicas can run behind a load balancer.
 
 mod config;
 mod grpc;
 mod http;
+mod ingest;
+mod metrics;
+pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use chaukas_bus::BusError;
 use chaukas_common::health::{self, BindError};
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{GatewayConfig, GatewaySettings};
+pub use ingest::{BatchOutcome, IngestError, Ingestor};
+pub use metrics::GatewayMetrics;
+
+/// How often stream setup is retried while NATS is unreachable at startup.
+const STREAM_SETUP_RETRY: Duration = Duration::from_secs(2);
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +38,9 @@ pub enum GatewayError {
     /// A listen address is taken or not allowed.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The NATS settings are unusable.
+    #[error(transparent)]
+    Bus(#[from] BusError),
     /// The gRPC server failed while running.
     #[error("grpc server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -37,13 +54,34 @@ pub enum GatewayError {
 pub struct BoundGateway {
     grpc: TcpListener,
     http: TcpListener,
+    nats: async_nats::Client,
+    ingestor: Arc<Ingestor>,
+    registry: Arc<Registry>,
+    max_request_bytes: usize,
 }
 
-/// Binds the gRPC and HTTP listeners named in the configuration.
+/// Binds the listeners and starts connecting to NATS (which need not be up yet: requests
+/// answer UNAVAILABLE and `/readyz` says why until it is).
 pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> {
+    config.nats.validate()?;
+    let grpc = health::bind(&config.gateway.grpc_listen).await?;
+    let http = health::bind(&config.gateway.http_listen).await?;
+    let nats = config.nats.connect().await?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(GatewayMetrics::register(&mut registry));
+    let ingestor = Ingestor::new(
+        nats.clone(),
+        config.nats.clone(),
+        config.gateway.clone(),
+        metrics,
+    );
     Ok(BoundGateway {
-        grpc: health::bind(&config.gateway.grpc_listen).await?,
-        http: health::bind(&config.gateway.http_listen).await?,
+        grpc,
+        http,
+        nats,
+        ingestor: Arc::new(ingestor),
+        registry: Arc::new(registry),
+        max_request_bytes: config.gateway.max_request_bytes,
     })
 }
 
@@ -59,24 +97,71 @@ impl BoundGateway {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-    /// finish before returning.
+    /// finish (each waits at most the publish timeout) before returning.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
         let stop = CancellationToken::new();
-        tracing::info!(
-            grpc = %self.grpc_addr(),
-            http = %self.http_addr(),
-            "gateway listening"
-        );
-        let grpc = grpc::serve(self.grpc, stop.clone().cancelled_owned());
-        let http = http::serve(self.http, stop.clone().cancelled_owned());
-        let grpc = tokio::spawn(grpc);
-        let http = tokio::spawn(http);
+        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "gateway listening");
+        let streams_ready = Arc::new(AtomicBool::new(false));
+        let setup = tokio::spawn(keep_setting_up_streams(
+            self.ingestor.clone(),
+            streams_ready.clone(),
+            stop.clone(),
+        ));
+        let nats = self.nats.clone();
+        let ready = move || {
+            let nats = nats.clone();
+            let streams_ready = streams_ready.clone();
+            async move {
+                if !chaukas_bus::is_connected(&nats) {
+                    Err("not connected to NATS".to_owned())
+                } else if !streams_ready.load(Ordering::Relaxed) {
+                    Err("JetStream streams are not set up yet".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        let grpc = tokio::spawn(grpc::serve(
+            self.grpc,
+            self.ingestor.clone(),
+            self.max_request_bytes,
+            stop.clone().cancelled_owned(),
+        ));
+        let http = tokio::spawn(http::serve(
+            self.http,
+            health::routes(ready, self.registry.clone()),
+            stop.clone().cancelled_owned(),
+        ));
         shutdown.await;
+        tracing::info!("gateway draining in-flight requests");
         stop.cancel();
-        let (grpc, http) = tokio::join!(grpc, http);
+        let (grpc, http, _) = tokio::join!(grpc, http, setup);
         grpc.expect("grpc server task panicked")?;
         http.expect("http server task panicked")?;
+        if let Err(error) = self.nats.flush().await {
+            tracing::warn!(%error, "nats flush on shutdown failed");
+        }
         tracing::info!("gateway stopped");
         Ok(())
+    }
+}
+
+async fn keep_setting_up_streams(
+    ingestor: Arc<Ingestor>,
+    ready: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    loop {
+        match ingestor.ensure_streams().await {
+            Ok(()) => {
+                ready.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "stream setup failed, retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(STREAM_SETUP_RETRY) => {}
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use chaukas_common::health::{self, BindError};
 use chaukas_proto::server::v1 as server;
@@ -12,6 +13,7 @@ use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
 };
 use chaukas_store::{ClickHouseConfig, StoreError};
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -108,7 +110,8 @@ impl BoundQuery {
         };
         let http = tokio::spawn(health::serve(
             self.http,
-            health::routes(ready),
+            // Query metrics arrive with QueryEvents; the endpoint is there for scrapers now.
+            health::routes(ready, Arc::new(Registry::default())),
             stop.clone().cancelled_owned(),
         ));
         let grpc = tokio::spawn(

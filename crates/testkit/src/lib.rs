@@ -70,3 +70,18 @@ impl TestDatabase {
             .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
 }
+
+/// NATS settings pointing at the test server, with stream, subject and dead-letter names
+/// no other test uses.
+pub fn nats_config() -> chaukas_bus::NatsConfig {
+    let name = unique_name("T").to_uppercase();
+    chaukas_bus::NatsConfig {
+        url: nats_url(),
+        subject_prefix: format!("{}.events", name.to_lowercase()),
+        dead_letter_subject: format!("{}.deadletter", name.to_lowercase()),
+        dead_letter_stream: format!("{name}_DEAD_LETTER"),
+        stream: format!("{name}_EVENTS"),
+        max_bytes: 256 * 1024 * 1024,
+        ..chaukas_bus::NatsConfig::default()
+    }
+}

@@ -1,44 +1,46 @@
 //! The writer: the only path from the bus into the audit trail.
 //!
-//! Today it connects to NATS and ClickHouse and reports on `/readyz` whether both are
-//! usable; consuming JetStream into ClickHouse arrives with the ingestion pipeline.
+//! Each writer holds leases on some shards of the event stream (see [`leases`]), pulls
+//! those shards' messages, and stores them in ClickHouse in batches, exactly once in effect
+//! (see [`flush`]), acking each message only after its events are stored. Run as many as
+//! you like: leases spread the shards over them and move a dead writer's shards to the
+//! living within the lease TTL.
 
+mod config;
+pub mod consumer;
+pub mod flush;
+pub mod leases;
+mod metrics;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::jetstream;
 use chaukas_bus::{BusError, NatsConfig};
 use chaukas_common::health::{self, BindError};
-use chaukas_store::{ClickHouseConfig, StoreError};
-use serde::{Deserialize, Serialize};
+use chaukas_store::StoreError;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// Everything the writer reads from configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WriterConfig {
-    /// The `[writer]` section (`CHAUKAS_WRITER__*`).
-    pub writer: WriterSettings,
-    /// The shared `[nats]` section (`CHAUKAS_NATS__*`).
-    pub nats: NatsConfig,
-    /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
-    pub clickhouse: ClickHouseConfig,
-}
+pub use config::{WriterConfig, WriterSettings};
+pub use metrics::WriterMetrics;
 
-/// The `[writer]` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WriterSettings {
-    /// HTTP listen address for health checks.
-    pub http_listen: String,
-}
+use consumer::ShardMessage;
+use flush::{Batch, Flusher, Held};
+use leases::{LeaseEvent, LeaseKeeper};
 
-impl Default for WriterSettings {
-    fn default() -> Self {
-        Self {
-            http_listen: "0.0.0.0:8081".into(),
-        }
-    }
-}
+/// Messages buffered between the shard consumers and the writer loop.
+const INBOX_MESSAGES: usize = 4_096;
+/// How often the writer loop checks whether the batch is old enough to flush.
+const AGE_CHECK: Duration = Duration::from_millis(50);
+/// Pause between attempts to set up streams and the lease bucket while NATS is away.
+const SETUP_RETRY: Duration = Duration::from_secs(2);
 
 /// Why the writer could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -46,68 +48,292 @@ pub enum WriterError {
     /// A listen address is taken or not allowed.
     #[error(transparent)]
     Bind(#[from] BindError),
-    /// NATS could not be reached.
+    /// NATS could not be reached or its settings are unusable.
     #[error(transparent)]
     Bus(#[from] BusError),
     /// The ClickHouse settings are unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Settings that contradict each other.
+    #[error("invalid [writer] configuration: {0}")]
+    InvalidConfig(String),
     /// The HTTP server failed while running.
     #[error("http server failed: {0}")]
     Http(#[source] std::io::Error),
 }
 
-/// A writer with its health port bound and its clients prepared.
+/// A writer with its HTTP port bound and its clients prepared.
 pub struct BoundWriter {
     http: TcpListener,
-    nats: async_nats::Client,
+    nats_client: async_nats::Client,
     clickhouse: clickhouse::Client,
+    nats: NatsConfig,
+    settings: WriterSettings,
+    registry: Arc<Registry>,
+    metrics: Arc<WriterMetrics>,
 }
 
-/// Binds the health port and starts connecting to NATS; neither NATS nor ClickHouse has
-/// to be up yet, `/readyz` reports when they are.
+/// Checks the configuration, binds the HTTP port and starts connecting to NATS; neither
+/// NATS nor ClickHouse has to be up yet, `/readyz` reports when they are.
 pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
+    config.nats.validate()?;
+    config
+        .writer
+        .fencing_margin()
+        .map_err(WriterError::InvalidConfig)?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(WriterMetrics::register(&mut registry));
     Ok(BoundWriter {
         http: health::bind(&config.writer.http_listen).await?,
-        nats: config.nats.connect().await?,
+        nats_client: config.nats.connect().await?,
         clickhouse: config.clickhouse.client()?,
+        nats: config.nats.clone(),
+        settings: config.writer.clone(),
+        registry: Arc::new(registry),
+        metrics,
     })
 }
 
+fn writer_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "writer".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl BoundWriter {
-    /// Where health probes connect.
+    /// Where health probes and metrics scrapes connect.
     pub fn http_addr(&self) -> SocketAddr {
         health::local_addr(&self.http)
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Stores events until `shutdown` resolves; then stops pulling, stores what it holds,
+    /// acks it, hands its leases back and returns.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), WriterError> {
-        tracing::info!(http = %self.http_addr(), "writer listening");
-        let nats = self.nats.clone();
-        let clickhouse = self.clickhouse.clone();
-        let ready = move || {
-            let nats = nats.clone();
-            let clickhouse = clickhouse.clone();
-            async move {
-                if !chaukas_bus::is_connected(&nats) {
-                    return Err("not connected to NATS".to_owned());
-                }
-                chaukas_store::server_version(&clickhouse)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string())
-            }
+        let http_addr = self.http_addr();
+        let stop_http = CancellationToken::new();
+        let set_up = Arc::new(AtomicBool::new(false));
+        let http = tokio::spawn(health::serve(
+            self.http,
+            health::routes(
+                readiness(
+                    self.nats_client.clone(),
+                    self.clickhouse.clone(),
+                    set_up.clone(),
+                ),
+                self.registry.clone(),
+            ),
+            stop_http.clone().cancelled_owned(),
+        ));
+        tracing::info!(http = %http_addr, "writer starting");
+
+        let jetstream = jetstream::new(self.nats_client.clone());
+        let mut shutdown = std::pin::pin!(shutdown);
+        let kv = tokio::select! {
+            () = &mut shutdown => None,
+            kv = set_up_bus(&jetstream, &self.nats, &self.settings) => Some(kv),
         };
-        health::serve(self.http, health::routes(ready), shutdown)
-            .await
+        if let Some(kv) = kv {
+            set_up.store(true, Ordering::Relaxed);
+            let writer = Loop {
+                jetstream: &jetstream,
+                clickhouse: &self.clickhouse,
+                nats: &self.nats,
+                settings: &self.settings,
+                metrics: &self.metrics,
+            };
+            writer.run(kv, shutdown).await;
+        }
+        stop_http.cancel();
+        http.await
+            .expect("http server task panicked")
             .map_err(WriterError::Http)?;
-        if let Err(error) = self.nats.drain().await {
+        if let Err(error) = self.nats_client.drain().await {
             tracing::warn!(%error, "nats connection did not drain cleanly");
         }
         tracing::info!("writer stopped");
         Ok(())
+    }
+}
+
+fn readiness(
+    nats: async_nats::Client,
+    clickhouse: clickhouse::Client,
+    set_up: Arc<AtomicBool>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let nats = nats.clone();
+        let clickhouse = clickhouse.clone();
+        let set_up = set_up.clone();
+        Box::pin(async move {
+            if !chaukas_bus::is_connected(&nats) {
+                return Err("not connected to NATS".to_owned());
+            }
+            if !set_up.load(Ordering::Relaxed) {
+                return Err("JetStream streams and lease bucket are not set up yet".to_owned());
+            }
+            chaukas_store::server_version(&clickhouse)
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// Creates the streams and opens the lease bucket, retrying until NATS answers.
+async fn set_up_bus(
+    jetstream: &jetstream::Context,
+    nats: &NatsConfig,
+    settings: &WriterSettings,
+) -> async_nats::jetstream::kv::Store {
+    loop {
+        let attempt = async {
+            nats.ensure_streams(jetstream)
+                .await
+                .map_err(|error| error.to_string())?;
+            leases::open_bucket(
+                jetstream,
+                &nats.stream,
+                Duration::from_secs(settings.lease_ttl_secs),
+            )
+            .await
+        };
+        match attempt.await {
+            Ok(kv) => return kv,
+            Err(error) => tracing::warn!(%error, "bus setup failed, retrying"),
+        }
+        tokio::time::sleep(SETUP_RETRY).await;
+    }
+}
+
+/// The writer loop: owns the batch, the shard consumers and the reactions to leases.
+struct Loop<'a> {
+    jetstream: &'a jetstream::Context,
+    clickhouse: &'a clickhouse::Client,
+    nats: &'a NatsConfig,
+    settings: &'a WriterSettings,
+    metrics: &'a Arc<WriterMetrics>,
+}
+
+impl Loop<'_> {
+    async fn run(
+        &self,
+        kv: async_nats::jetstream::kv::Store,
+        mut shutdown: std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) {
+        let me = writer_id();
+        tracing::info!(writer = %me, shards = self.nats.shards, "writer running");
+        let (keeper, table, mut lease_events) =
+            LeaseKeeper::new(kv, me, self.nats.shards, self.settings);
+        let released = keeper.released();
+        let stop_leases = CancellationToken::new();
+        let keeper = tokio::spawn(keeper.run(stop_leases.clone()));
+        let (inbox, mut incoming) = mpsc::channel::<ShardMessage>(INBOX_MESSAGES);
+        let mut consumers: HashMap<u16, CancellationToken> = HashMap::new();
+        let mut batch = Batch::default();
+        let mut failures: i64 = 0;
+        let flusher = Flusher {
+            clickhouse: self.clickhouse,
+            jetstream: self.jetstream,
+            nats: self.nats,
+            settings: self.settings,
+            leases: &table,
+            metrics: self.metrics,
+        };
+        let mut age_check = tokio::time::interval(AGE_CHECK);
+        let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
+
+        loop {
+            let flush_now = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(event) = lease_events.recv() => {
+                    match event {
+                        LeaseEvent::Acquired(shard) => {
+                            let stop = CancellationToken::new();
+                            tokio::spawn(consumer::consume(
+                                self.jetstream.clone(),
+                                self.nats.clone(),
+                                self.settings.clone(),
+                                shard,
+                                inbox.clone(),
+                                stop.clone(),
+                                self.metrics.clone(),
+                            ));
+                            consumers.insert(shard, stop);
+                        }
+                        LeaseEvent::Lost(shard) => {
+                            if let Some(stop) = consumers.remove(&shard) {
+                                stop.cancel();
+                            }
+                            batch.hand_back_shard(shard).await;
+                        }
+                        LeaseEvent::Release(shard) => {
+                            if let Some(stop) = consumers.remove(&shard) {
+                                stop.cancel();
+                            }
+                            batch.hand_back_shard(shard).await;
+                            let _ = released.send(shard);
+                        }
+                    }
+                    self.metrics.shards_owned.set(i64::try_from(consumers.len()).unwrap_or(0));
+                    false
+                }
+                Some(delivery) = incoming.recv() => {
+                    if consumers.contains_key(&delivery.shard) {
+                        batch.push(Held::new(delivery));
+                    }
+                    batch.events() >= self.settings.max_batch_events
+                }
+                _ = age_check.tick() => !batch.is_empty() && batch.age() >= max_age,
+            };
+            if flush_now {
+                if flusher.flush(&mut batch).await {
+                    failures = 0;
+                } else {
+                    failures += 1;
+                    let pause = self.settings.retry_delay(failures);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+
+        tracing::info!("writer draining: storing what it holds");
+        for stop in consumers.values() {
+            stop.cancel();
+        }
+        while let Ok(delivery) = incoming.try_recv() {
+            if consumers.contains_key(&delivery.shard) {
+                batch.push(Held::new(delivery));
+            }
+        }
+        if !flusher.flush(&mut batch).await {
+            tracing::warn!("final flush failed; those messages are redelivered to the next owner");
+        }
+        for shard in consumers.keys() {
+            let _ = released.send(*shard);
+        }
+        stop_leases.cancel();
+        let _ = keeper.await;
     }
 }

@@ -1,0 +1,226 @@
+//! Accepting events: validate, publish to JetStream, answer only once JetStream has them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use chaukas_bus::{INGEST_TIME_HEADER, NatsConfig};
+use chaukas_proto::common::v1::Event;
+use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::GatewaySettings;
+use crate::metrics::GatewayMetrics;
+use crate::validate::{Rejection, validate};
+
+/// How long a client should wait before retrying after UNAVAILABLE.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Why a request was not accepted as a whole. Per-event problems in a batch are not errors:
+/// they are reported in [`BatchOutcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The request itself is malformed (for example too many events).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The single event of an IngestEvent call is invalid.
+    #[error("{0}")]
+    InvalidEvent(Rejection),
+    /// Too much is in flight already; the request was shed before any work. The wording
+    /// "high memory usage" is what makes chaukas-sdk split its batch and resend.
+    #[error(
+        "gateway is shedding load (high memory usage): {inflight_limit_bytes} bytes of events are awaiting the bus; retry in {}s",
+        RETRY_AFTER.as_secs()
+    )]
+    Overloaded {
+        /// The configured in-flight limit.
+        inflight_limit_bytes: usize,
+    },
+    /// JetStream did not take the events: unreachable, too slow, or its stream is full.
+    #[error("event bus unavailable: {reason}; nothing was accepted, retry in {}s", RETRY_AFTER.as_secs())]
+    Unavailable {
+        /// What went wrong, for the caller and the logs.
+        reason: String,
+    },
+}
+
+impl IngestError {
+    /// The gRPC status this error answers with.
+    pub fn to_status(&self) -> tonic::Status {
+        let mut status = match self {
+            Self::InvalidRequest(_) | Self::InvalidEvent(_) => {
+                return tonic::Status::invalid_argument(self.to_string());
+            }
+            Self::Overloaded { .. } | Self::Unavailable { .. } => {
+                tonic::Status::unavailable(self.to_string())
+            }
+        };
+        status.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from(RETRY_AFTER.as_secs()),
+        );
+        status
+    }
+}
+
+/// What happened to each event of a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events JetStream acknowledged.
+    pub accepted: usize,
+    /// Ids of refused events with why, in request order.
+    pub rejected: Vec<(String, Rejection)>,
+}
+
+/// Validates and publishes; shared by every gRPC and HTTP handler.
+pub struct Ingestor {
+    jetstream: jetstream::Context,
+    nats: NatsConfig,
+    settings: GatewaySettings,
+    inflight: Arc<Semaphore>,
+    metrics: Arc<GatewayMetrics>,
+}
+
+/// In-flight accounting is in KiB so the semaphore's permit count stays small.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+impl Ingestor {
+    /// An ingestor publishing through `client`.
+    pub fn new(
+        client: async_nats::Client,
+        nats: NatsConfig,
+        settings: GatewaySettings,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Self {
+        let mut jetstream = jetstream::new(client);
+        jetstream.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
+        let permits = usize::try_from(kib(settings.max_inflight_bytes)).unwrap_or(usize::MAX);
+        Self {
+            jetstream,
+            nats,
+            inflight: Arc::new(Semaphore::new(permits)),
+            settings,
+            metrics,
+        }
+    }
+
+    /// Makes sure the streams exist; retried by the caller until NATS answers.
+    pub async fn ensure_streams(&self) -> Result<(), chaukas_bus::BusError> {
+        self.nats.ensure_streams(&self.jetstream).await
+    }
+
+    /// IngestEvent: the event is valid and stored on the bus, or an error says why not.
+    pub async fn ingest_one(&self, event: Event) -> Result<(), IngestError> {
+        if let Err(rejection) = validate(&event, self.settings.max_event_bytes) {
+            self.metrics.rejected(rejection.reason(), 1);
+            return Err(IngestError::InvalidEvent(rejection));
+        }
+        self.publish(std::slice::from_ref(&event)).await
+    }
+
+    /// IngestEventBatch: invalid events are rejected alone, the valid rest is published;
+    /// an error means none of the valid events was accepted.
+    pub async fn ingest_batch(&self, events: Vec<Event>) -> Result<BatchOutcome, IngestError> {
+        if events.len() > self.settings.max_batch_events {
+            self.metrics.rejected("batch_too_large", events.len());
+            return Err(IngestError::InvalidRequest(format!(
+                "event_batch.events has {} events; at most {} are accepted per request, split the batch",
+                events.len(),
+                self.settings.max_batch_events
+            )));
+        }
+        self.metrics.batch_events.observe(events.len() as f64);
+        let mut outcome = BatchOutcome::default();
+        let mut valid = Vec::with_capacity(events.len());
+        for event in events {
+            match validate(&event, self.settings.max_event_bytes) {
+                Ok(()) => valid.push(event),
+                Err(rejection) => {
+                    self.metrics.rejected(rejection.reason(), 1);
+                    outcome.rejected.push((event.event_id, rejection));
+                }
+            }
+        }
+        if !valid.is_empty() {
+            self.publish(&valid).await?;
+        }
+        outcome.accepted = valid.len();
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(name = "publish", skip_all, fields(events = events.len()))]
+    async fn publish(&self, events: &[Event]) -> Result<(), IngestError> {
+        let bytes: usize = events.iter().map(Message::encoded_len).sum();
+        let _permit = self.reserve(bytes)?;
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.settings.publish_timeout_ms);
+        let result = tokio::time::timeout(timeout, self.publish_and_wait(events)).await;
+        self.metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let failure = match result {
+            Ok(Ok(())) => {
+                self.metrics.accepted.inc_by(events.len() as u64);
+                return Ok(());
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => format!(
+                "JetStream did not acknowledge within {} ms",
+                self.settings.publish_timeout_ms
+            ),
+        };
+        self.metrics.publish_failures.inc();
+        tracing::warn!(reason = %failure, events = events.len(), "publish failed");
+        Err(IngestError::Unavailable { reason: failure })
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+        self.inflight
+            .clone()
+            .try_acquire_many_owned(kib(bytes).max(1))
+            .map_err(|_| {
+                self.metrics.shed.inc();
+                IngestError::Overloaded {
+                    inflight_limit_bytes: self.settings.max_inflight_bytes,
+                }
+            })
+    }
+
+    async fn publish_and_wait(&self, events: &[Event]) -> Result<(), String> {
+        let ingest_time_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos())
+            .to_string();
+        let chunks = chaukas_bus::pack(events, self.nats.shards, self.nats.max_message_bytes);
+        let mut acks = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let publish = PublishMessage::build()
+                .payload(chunk.payload)
+                .message_id(&chunk.message_id)
+                .header(INGEST_TIME_HEADER, ingest_time_ns.as_str());
+            let ack = self
+                .jetstream
+                .send_publish(self.nats.shard_subject(chunk.shard), publish)
+                .await
+                .map_err(|error| describe(&error.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|error| describe(&error.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns a JetStream error into a sentence a caller can act on.
+fn describe(error: &str) -> String {
+    if error.contains("maximum bytes") || error.contains("maximum messages") {
+        format!("the event stream is full while storage catches up ({error})")
+    } else if error.contains("no responders") {
+        format!("no JetStream stream takes these events yet ({error})")
+    } else {
+        error.to_owned()
+    }
+}

@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use chaukas_bus::NatsConfig;
+use chaukas_store::ClickHouseConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything the writer reads from configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriterConfig {
+    /// The `[writer]` section (`CHAUKAS_WRITER__*`).
+    pub writer: WriterSettings,
+    /// The shared `[nats]` section (`CHAUKAS_NATS__*`).
+    pub nats: NatsConfig,
+    /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// The `[writer]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterSettings {
+    /// HTTP listen address for health checks and metrics.
+    pub http_listen: String,
+    /// Flush when this many events are waiting. Under load a writer inserts this many rows
+    /// at a time (ClickHouse wants few, large inserts).
+    pub max_batch_events: usize,
+    /// Flush when the oldest waiting message is this old, in ms: the latency floor from
+    /// acceptance to queryable, and about one insert per second per writer when quiet.
+    pub max_batch_age_ms: u64,
+    /// Longest a single ClickHouse statement may take before it counts as failed; a hung
+    /// database becomes a retry instead of a stuck writer.
+    pub statement_timeout_ms: u64,
+    /// JetStream's redelivery timer for messages a writer holds; in-progress acks extend
+    /// it while a long insert runs.
+    pub ack_wait_secs: u64,
+    /// Lifetime of a shard lease without renewal. A writer stops writing a shard well
+    /// before its lease could expire (see `fencing_margin`), so two writers never write
+    /// the same shard at once.
+    pub lease_ttl_secs: u64,
+    /// How often leases are renewed and rebalanced, in ms.
+    pub lease_renew_ms: u64,
+    /// Longest delay before a failed message is redelivered (exponential backoff up to it).
+    pub max_retry_delay_secs: u64,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            http_listen: "0.0.0.0:8081".into(),
+            max_batch_events: 20_000,
+            max_batch_age_ms: 1_000,
+            statement_timeout_ms: 10_000,
+            ack_wait_secs: 60,
+            lease_ttl_secs: 30,
+            lease_renew_ms: 3_000,
+            max_retry_delay_secs: 30,
+        }
+    }
+}
+
+impl WriterSettings {
+    /// Time after a successful renewal during which this writer may still start a
+    /// statement that writes: the lease TTL less one statement timeout less two renewal
+    /// periods of slack. Anything started inside it ends before the lease can expire.
+    pub fn fencing_margin(&self) -> Result<Duration, String> {
+        let ttl = Duration::from_secs(self.lease_ttl_secs);
+        let reserved = Duration::from_millis(self.statement_timeout_ms + 2 * self.lease_renew_ms);
+        ttl.checked_sub(reserved)
+            .filter(|margin| !margin.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "writer.lease_ttl_secs ({}) must exceed statement_timeout_ms + 2 * lease_renew_ms ({} ms)",
+                    self.lease_ttl_secs,
+                    reserved.as_millis()
+                )
+            })
+    }
+
+    /// Redelivery delay after the `delivered`-th failed attempt.
+    pub fn retry_delay(&self, delivered: i64) -> Duration {
+        let exponent = u32::try_from(delivered.clamp(1, 16) - 1).unwrap_or(0);
+        Duration::from_millis(500u64 << exponent)
+            .min(Duration::from_secs(self.max_retry_delay_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_leave_a_fencing_margin() {
+        let margin = WriterSettings::default().fencing_margin().unwrap();
+        assert_eq!(margin, Duration::from_secs(14));
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_statement_is_refused() {
+        let settings = WriterSettings {
+            lease_ttl_secs: 5,
+            ..WriterSettings::default()
+        };
+        assert!(
+            settings
+                .fencing_margin()
+                .unwrap_err()
+                .contains("lease_ttl_secs")
+        );
+    }
+
+    #[test]
+    fn retries_back_off_up_to_the_cap() {
+        let settings = WriterSettings::default();
+        assert_eq!(settings.retry_delay(1), Duration::from_millis(500));
+        assert_eq!(settings.retry_delay(2), Duration::from_secs(1));
+        assert_eq!(settings.retry_delay(30), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,386 @@
+//! A batch of held messages, and storing it exactly once.
+//!
+//! The rule, per (tenant, event id), is "the first copy stored wins": the copy carried by
+//! the message that claimed the key in `event_claims` first. For every event of a batch:
+//!
+//! * a later copy of a key earlier in the same batch is dropped (stream order);
+//! * no claim yet: claim it with this message's stream sequence, then insert the row;
+//! * claimed by this very message (a redelivery after a crash or a failed flush): insert
+//!   the row unless `events` already has it, matched on its full sort key, which a
+//!   redelivery reproduces exactly because the gateway stamped the ingest time;
+//! * claimed by another message: a duplicate, skipped.
+//!
+//! Claims are written before rows, so a crash between the two leaves a claim whose message
+//! is redelivered and completes the insert. Messages are acked only after both inserts
+//! succeeded; a failure hands the whole batch back with a delay. Shard leases make the
+//! check-then-claim race-free (see `leases`).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, AckKind};
+use chaukas_bus::{Envelope, NatsConfig};
+use chaukas_store::EventRow;
+use chaukas_store::events::{self, ClaimRow, EventKey};
+
+use crate::WriterSettings;
+use crate::consumer::ShardMessage;
+use crate::leases::LeaseTable;
+use crate::metrics::WriterMetrics;
+
+/// Header naming why a message was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "Chaukas-Dead-Letter-Reason";
+/// Header with the subject a dead letter was first published to.
+pub const DEAD_LETTER_SUBJECT_HEADER: &str = "Chaukas-Original-Subject";
+/// Header with the stream sequence a dead letter had.
+pub const DEAD_LETTER_SEQUENCE_HEADER: &str = "Chaukas-Original-Sequence";
+
+/// A message the writer holds until it is stored (then acked) or handed back (nak).
+pub struct Held {
+    shard: u16,
+    message: jetstream::Message,
+    stream_seq: u64,
+    delivered: i64,
+    /// The message's rows, or why it can never be stored.
+    content: Result<Vec<EventRow>, String>,
+}
+
+impl Held {
+    /// Decodes a message as it arrives, so the batch knows its size in events.
+    pub fn new(delivery: ShardMessage) -> Self {
+        let (stream_seq, delivered) = delivery
+            .message
+            .info()
+            .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
+        let content =
+            Envelope::decode(&delivery.message.payload, delivery.message.headers.as_ref())
+                .map(|envelope| {
+                    envelope
+                        .events
+                        .iter()
+                        .map(|(event, bytes)| EventRow::new(event, bytes, envelope.ingest_time_ns))
+                        .collect()
+                })
+                .map_err(|error| error.to_string());
+        Self {
+            shard: delivery.shard,
+            message: delivery.message,
+            stream_seq,
+            delivered,
+            content,
+        }
+    }
+
+    fn events(&self) -> usize {
+        self.content.as_ref().map_or(1, Vec::len)
+    }
+}
+
+/// Messages waiting to be stored together.
+#[derive(Default)]
+pub struct Batch {
+    held: Vec<Held>,
+    events: usize,
+    oldest: Option<Instant>,
+}
+
+impl Batch {
+    /// Adds a decoded message.
+    pub fn push(&mut self, held: Held) {
+        self.events += held.events();
+        self.oldest.get_or_insert_with(Instant::now);
+        self.held.push(held);
+    }
+
+    /// Events waiting.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// How long the oldest message has waited.
+    pub fn age(&self) -> Duration {
+        self.oldest
+            .map_or(Duration::ZERO, |oldest| oldest.elapsed())
+    }
+
+    /// Hands back every held message of `shard` for immediate redelivery (its lease is gone
+    /// or being given away) and forgets them.
+    pub async fn hand_back_shard(&mut self, shard: u16) {
+        let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|held| held.shard == shard);
+        for held in &gone {
+            nak(&held.message, None).await;
+        }
+        self.events = kept.iter().map(Held::events).sum();
+        if kept.is_empty() {
+            self.oldest = None;
+        }
+        self.held = kept;
+    }
+
+    fn take(&mut self) -> Vec<Held> {
+        self.events = 0;
+        self.oldest = None;
+        std::mem::take(&mut self.held)
+    }
+}
+
+async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
+    if let Err(error) = message.ack_with(AckKind::Nak(delay)).await {
+        tracing::debug!(%error, "nak failed; the message is redelivered after ack_wait");
+    }
+}
+
+/// What storing needs, borrowed from the writer.
+pub struct Flusher<'a> {
+    /// ClickHouse, bound to the Chaukas database.
+    pub clickhouse: &'a clickhouse::Client,
+    /// For dead letters.
+    pub jetstream: &'a jetstream::Context,
+    /// Stream layout.
+    pub nats: &'a NatsConfig,
+    /// Timeouts and retry policy.
+    pub settings: &'a WriterSettings,
+    /// Lease renewals, for fencing.
+    pub leases: &'a LeaseTable,
+    /// Where to count.
+    pub metrics: &'a WriterMetrics,
+}
+
+/// Why a flush handed its batch back.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    /// ClickHouse failed or was too slow.
+    #[error(transparent)]
+    Store(#[from] chaukas_store::StoreError),
+    /// A shard's lease is not fresh enough to start a write: this writer may be about to
+    /// lose it, so the batch goes back to whoever owns the shard next.
+    #[error("shard {shard} lease is not fresh enough to start a write")]
+    Fenced {
+        /// The shard.
+        shard: u16,
+    },
+    /// A statement exceeded the statement timeout.
+    #[error("clickhouse statement exceeded {0:?}")]
+    Timeout(Duration),
+}
+
+impl Flusher<'_> {
+    /// Stores `batch`, acks what was stored, hands back the rest. Returns whether the
+    /// flush succeeded (false: the caller backs off before the next one).
+    pub async fn flush(&self, batch: &mut Batch) -> bool {
+        let held = batch.take();
+        if held.is_empty() {
+            return true;
+        }
+        let keep_alive = self.keep_alive(&held);
+        let result = self.store(&held).await;
+        keep_alive.abort();
+        match result {
+            Ok(stored) => {
+                for message in stored {
+                    if let Err(error) = message.ack().await {
+                        tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                self.metrics.flush_failures.inc();
+                tracing::warn!(%error, messages = held.len(), "flush failed, handing the batch back");
+                for held in &held {
+                    nak(
+                        &held.message,
+                        Some(self.settings.retry_delay(held.delivered)),
+                    )
+                    .await;
+                }
+                false
+            }
+        }
+    }
+
+    /// Sends in-progress acks for every held message while a flush runs, so a slow insert
+    /// does not trigger redelivery to someone else.
+    fn keep_alive(&self, held: &[Held]) -> tokio::task::JoinHandle<()> {
+        let messages: Vec<jetstream::Message> = held.iter().map(|h| h.message.clone()).collect();
+        let every =
+            Duration::from_secs(self.settings.ack_wait_secs / 3).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                for message in &messages {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        })
+    }
+
+    /// Returns the messages to ack. Messages of shards this writer may not write any more
+    /// are handed back here and not returned.
+    async fn store<'h>(&self, held: &'h [Held]) -> Result<Vec<&'h jetstream::Message>, FlushError> {
+        let margin = self
+            .settings
+            .fencing_margin()
+            .expect("validated when the writer started");
+        let mut to_ack = Vec::with_capacity(held.len());
+        let mut rows: Vec<(&Held, &EventRow)> = Vec::new();
+        for item in held {
+            if !self.leases.may_write(item.shard, margin) {
+                nak(&item.message, None).await;
+                continue;
+            }
+            if item.delivered > 1 {
+                self.metrics.redeliveries.inc();
+            }
+            match &item.content {
+                Ok(events) => rows.extend(events.iter().map(|row| (item, row))),
+                Err(reason) => {
+                    if self.dead_letter(item, reason).await {
+                        to_ack.push(&item.message);
+                    } else {
+                        nak(
+                            &item.message,
+                            Some(self.settings.retry_delay(item.delivered)),
+                        )
+                        .await;
+                    }
+                    continue;
+                }
+            }
+            to_ack.push(&item.message);
+        }
+
+        // First copy in stream order wins inside the batch.
+        rows.sort_by_key(|(item, _)| item.stream_seq);
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(rows.len());
+        let before = rows.len();
+        rows.retain(|(_, row)| seen.insert((row.tenant_id.as_str(), row.event_id.as_str())));
+        let mut duplicates = before - rows.len();
+
+        let keys: Vec<EventKey> = rows
+            .iter()
+            .map(|(_, row)| (row.tenant_id.clone(), row.event_id.clone()))
+            .collect();
+        let claims = self.bounded(events::claims(self.clickhouse, &keys)).await?;
+        let mut fresh: Vec<(&Held, &EventRow)> = Vec::new();
+        let mut reclaimed: Vec<&EventRow> = Vec::new();
+        for (item, row) in rows {
+            match claims.get(&(row.tenant_id.clone(), row.event_id.clone())) {
+                None => fresh.push((item, row)),
+                Some(seq) if *seq == item.stream_seq => reclaimed.push(row),
+                Some(_) => duplicates += 1,
+            }
+        }
+        let already_stored = if reclaimed.is_empty() {
+            HashSet::new()
+        } else {
+            self.bounded(events::stored(self.clickhouse, &reclaimed))
+                .await?
+        };
+        let before = reclaimed.len();
+        reclaimed
+            .retain(|row| !already_stored.contains(&(row.tenant_id.clone(), row.event_id.clone())));
+        duplicates += before - reclaimed.len();
+
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
+            });
+        let claims: Vec<ClaimRow> = fresh
+            .iter()
+            .map(|(item, row)| ClaimRow {
+                tenant_id: row.tenant_id.clone(),
+                event_id: row.event_id.clone(),
+                stream_seq: item.stream_seq,
+                claimed_at_ns: now_ns,
+            })
+            .collect();
+        let inserts: Vec<&EventRow> = fresh.iter().map(|(_, row)| *row).chain(reclaimed).collect();
+        let shards: HashSet<u16> = held.iter().map(|item| item.shard).collect();
+        self.fence(&shards, margin)?;
+        self.bounded(events::insert_claims(self.clickhouse, &claims))
+            .await?;
+        self.fence(&shards, margin)?;
+        let started = Instant::now();
+        self.bounded(events::insert_events(self.clickhouse, &inserts))
+            .await?;
+        self.metrics
+            .insert_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rows_inserted.inc_by(inserts.len() as u64);
+        self.metrics.duplicates_skipped.inc_by(duplicates as u64);
+        self.metrics.batch_events.observe(inserts.len() as f64);
+        tracing::debug!(rows = inserts.len(), duplicates, "flushed");
+        Ok(to_ack)
+    }
+
+    /// Refuses to start a write if any shard's lease might expire before it ends.
+    fn fence(&self, shards: &HashSet<u16>, margin: Duration) -> Result<(), FlushError> {
+        match shards
+            .iter()
+            .find(|shard| !self.leases.may_write(**shard, margin))
+        {
+            None => Ok(()),
+            Some(shard) => Err(FlushError::Fenced { shard: *shard }),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        statement: impl Future<Output = Result<T, chaukas_store::StoreError>>,
+    ) -> Result<T, FlushError> {
+        let timeout = Duration::from_millis(self.settings.statement_timeout_ms);
+        match tokio::time::timeout(timeout, statement).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(FlushError::Timeout(timeout)),
+        }
+    }
+
+    /// Moves an undecodable message to the dead-letter stream with the reason; true once
+    /// JetStream has it (only then is the original acked).
+    async fn dead_letter(&self, held: &Held, reason: &str) -> bool {
+        let mut headers = held.message.headers.clone().unwrap_or_default();
+        headers.insert(DEAD_LETTER_REASON_HEADER, reason);
+        headers.insert(DEAD_LETTER_SUBJECT_HEADER, held.message.subject.as_str());
+        headers.insert(
+            DEAD_LETTER_SEQUENCE_HEADER,
+            held.stream_seq.to_string().as_str(),
+        );
+        let published = self
+            .jetstream
+            .publish_with_headers(
+                self.nats.dead_letter_subject.clone(),
+                headers,
+                held.message.payload.clone(),
+            )
+            .await;
+        let stored = match published {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if stored {
+            self.metrics.dead_lettered.inc();
+            tracing::error!(
+                sequence = held.stream_seq,
+                reason,
+                "message moved to the dead-letter stream"
+            );
+        } else {
+            tracing::warn!(
+                sequence = held.stream_seq,
+                "dead-letter publish failed, will retry"
+            );
+        }
+        stored
+    }
+}

@@ -1,0 +1,321 @@
+//! Shard leases: each shard of the event stream is written by exactly one writer at a time.
+//!
+//! Deduplication in the writer ("has this key been claimed?", then "claim it") is only
+//! race-free if no other writer handles the same key meanwhile. Every key belongs to one
+//! shard (its tenant's), so it is enough that each shard has one owner. Owners are
+//! recorded in a JetStream key-value bucket, already part of the deployment:
+//!
+//! * `shards.<n>` holds the owner's id; created with `create` (fails if taken) and renewed
+//!   with `update` at the last revision (fails if anyone else wrote it). The bucket's
+//!   `max_age` is the lease TTL, so a dead writer's leases vanish on their own.
+//! * `members.<id>` is each live writer's heartbeat; owners aim for an even share
+//!   (`ceil(shards / members)`), taking free shards and handing back extras.
+//!
+//! Fencing: a writer writes a shard only within [`WriterSettings::fencing_margin`] of its
+//! last successful renewal (timed from before the renewal was sent), and every statement is
+//! bounded by the statement timeout, so its writes end before the lease can expire and
+//! another writer can take the shard.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::WriterSettings;
+
+/// What the lease keeper tells the writer loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// The shard is ours: start consuming it.
+    Acquired(u16),
+    /// The shard is no longer ours: stop at once, hand back what is held.
+    Lost(u16),
+    /// We hold more than our share: stop consuming, hand back what is held, then confirm
+    /// with [`LeaseKeeper::released`] so the lease is deleted.
+    Release(u16),
+}
+
+/// When each owned shard's lease was last renewed, shared with the writer loop.
+#[derive(Debug, Default)]
+pub struct LeaseTable {
+    renewed: Mutex<HashMap<u16, Instant>>,
+}
+
+impl LeaseTable {
+    /// Whether a statement writing `shard` may start now.
+    pub fn may_write(&self, shard: u16, margin: Duration) -> bool {
+        self.renewed
+            .lock()
+            .expect("lease table lock")
+            .get(&shard)
+            .is_some_and(|renewed| renewed.elapsed() < margin)
+    }
+
+    fn set(&self, shard: u16, renewed: Instant) {
+        self.renewed
+            .lock()
+            .expect("lease table lock")
+            .insert(shard, renewed);
+    }
+
+    fn remove(&self, shard: u16) {
+        self.renewed
+            .lock()
+            .expect("lease table lock")
+            .remove(&shard);
+    }
+}
+
+/// Name of the lease bucket of an event stream.
+pub fn bucket_name(stream: &str) -> String {
+    format!("{stream}_WRITER_LEASES")
+}
+
+/// Opens (or creates) the lease bucket.
+///
+/// The bucket's backing stream is created here with the settings a key-value bucket has,
+/// rather than through `create_key_value`: that call first reads account information in a
+/// shape NATS 2.9 (Debian's, used locally and in CI) does not send.
+pub async fn open_bucket(
+    jetstream: &jetstream::Context,
+    stream: &str,
+    ttl: Duration,
+) -> Result<kv::Store, String> {
+    let name = bucket_name(stream);
+    let failed = |error: String| format!("cannot open lease bucket {name}: {error}");
+    jetstream
+        .get_or_create_stream(jetstream::stream::Config {
+            name: format!("KV_{name}"),
+            description: Some("which chaukas writer owns each shard".into()),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_bytes: -1,
+            max_message_size: -1,
+            max_age: ttl,
+            duplicate_window: ttl.min(Duration::from_secs(120)),
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: jetstream::stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    jetstream
+        .get_key_value(&name)
+        .await
+        .map_err(|error| failed(error.to_string()))
+}
+
+/// Acquires, renews, rebalances and releases this writer's shard leases.
+pub struct LeaseKeeper {
+    kv: kv::Store,
+    me: String,
+    shards: u16,
+    renew_every: Duration,
+    owned: BTreeMap<u16, u64>,
+    releasing: BTreeSet<u16>,
+    table: Arc<LeaseTable>,
+    events: mpsc::UnboundedSender<LeaseEvent>,
+    released: mpsc::UnboundedReceiver<u16>,
+    released_sender: mpsc::UnboundedSender<u16>,
+}
+
+fn shard_key(shard: u16) -> String {
+    format!("shards.{shard}")
+}
+
+impl LeaseKeeper {
+    /// A keeper for writer `me`; lease events arrive on the returned receiver.
+    pub fn new(
+        kv: kv::Store,
+        me: String,
+        shards: u16,
+        settings: &WriterSettings,
+    ) -> (Self, Arc<LeaseTable>, mpsc::UnboundedReceiver<LeaseEvent>) {
+        let table = Arc::new(LeaseTable::default());
+        let (events, receiver) = mpsc::unbounded_channel();
+        let (released_sender, released) = mpsc::unbounded_channel();
+        let keeper = Self {
+            kv,
+            me,
+            shards,
+            renew_every: Duration::from_millis(settings.lease_renew_ms),
+            owned: BTreeMap::new(),
+            releasing: BTreeSet::new(),
+            table: table.clone(),
+            events,
+            released,
+            released_sender,
+        };
+        (keeper, table, receiver)
+    }
+
+    /// Where the writer loop confirms that it stopped writing a shard.
+    pub fn released(&self) -> mpsc::UnboundedSender<u16> {
+        self.released_sender.clone()
+    }
+
+    /// Runs until `stop`, then deletes every lease confirmed released and the heartbeat.
+    pub async fn run(mut self, stop: CancellationToken) {
+        loop {
+            self.tick().await;
+            let deadline = tokio::time::sleep(self.renew_every);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        self.shutdown().await;
+                        return;
+                    }
+                    () = &mut deadline => break,
+                    Some(shard) = self.released.recv() => self.delete(shard).await,
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        while let Ok(shard) = self.released.try_recv() {
+            self.delete(shard).await;
+        }
+        if let Err(error) = self.kv.delete(format!("members.{}", self.me)).await {
+            tracing::debug!(%error, "cannot delete writer heartbeat");
+        }
+    }
+
+    async fn delete(&mut self, shard: u16) {
+        self.table.remove(shard);
+        self.releasing.remove(&shard);
+        if let Some(revision) = self.owned.remove(&shard) {
+            match self
+                .kv
+                .delete_expect_revision(shard_key(shard), Some(revision))
+                .await
+            {
+                Ok(()) => tracing::info!(shard, "released shard lease"),
+                Err(error) => {
+                    tracing::warn!(shard, %error, "cannot delete released lease; it expires on its own")
+                }
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        if let Err(error) = self
+            .kv
+            .put(format!("members.{}", self.me), Bytes::new())
+            .await
+        {
+            tracing::warn!(%error, "cannot write writer heartbeat");
+            return;
+        }
+        self.renew().await;
+        let members = match self.count_members().await {
+            Ok(count) => count.max(1),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list writers");
+                return;
+            }
+        };
+        let fair_share = usize::from(self.shards).div_ceil(members);
+        let active = self.owned.len() - self.releasing.len();
+        if active < fair_share {
+            self.acquire(fair_share - active).await;
+        } else if active > fair_share {
+            let extras: Vec<u16> = self
+                .owned
+                .keys()
+                .rev()
+                .filter(|shard| !self.releasing.contains(shard))
+                .take(active - fair_share)
+                .copied()
+                .collect();
+            for shard in extras {
+                tracing::info!(shard, members, "handing a shard back to rebalance");
+                self.releasing.insert(shard);
+                let _ = self.events.send(LeaseEvent::Release(shard));
+            }
+        }
+    }
+
+    async fn renew(&mut self) {
+        let owned: Vec<(u16, u64)> = self.owned.iter().map(|(s, r)| (*s, *r)).collect();
+        for (shard, revision) in owned {
+            let started = Instant::now();
+            match self
+                .kv
+                .update(shard_key(shard), Bytes::from(self.me.clone()), revision)
+                .await
+            {
+                Ok(revision) => {
+                    self.owned.insert(shard, revision);
+                    self.table.set(shard, started);
+                }
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    tracing::warn!(shard, "shard lease lost (expired or taken over)");
+                    self.owned.remove(&shard);
+                    self.releasing.remove(&shard);
+                    self.table.remove(shard);
+                    let _ = self.events.send(LeaseEvent::Lost(shard));
+                }
+                Err(error) => tracing::warn!(shard, %error, "cannot renew shard lease"),
+            }
+        }
+    }
+
+    async fn count_members(&self) -> Result<usize, String> {
+        let keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(|error| error.to_string())?
+            .try_collect()
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(keys
+            .iter()
+            .filter(|key| key.starts_with("members."))
+            .count())
+    }
+
+    async fn acquire(&mut self, wanted: usize) {
+        let mut acquired = 0;
+        let offset = usize::from(chaukas_bus::shard_of(&self.me, self.shards));
+        for step in 0..usize::from(self.shards) {
+            if acquired == wanted {
+                break;
+            }
+            let shard = u16::try_from((offset + step) % usize::from(self.shards))
+                .expect("a shard number fits in u16");
+            if self.owned.contains_key(&shard) {
+                continue;
+            }
+            let started = Instant::now();
+            match self
+                .kv
+                .create(shard_key(shard), Bytes::from(self.me.clone()))
+                .await
+            {
+                Ok(revision) => {
+                    tracing::info!(shard, "acquired shard lease");
+                    self.owned.insert(shard, revision);
+                    self.table.set(shard, started);
+                    let _ = self.events.send(LeaseEvent::Acquired(shard));
+                    acquired += 1;
+                }
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    tracing::warn!(shard, %error, "cannot acquire shard lease");
+                    return;
+                }
+            }
+        }
+    }
+}
