@@ -33,7 +33,10 @@ async fn migrate_creates_the_schema_once_and_records_it() {
     assert_eq!(first.applied, every_version);
     assert!(first.already_applied.is_empty());
     assert!(first.server_version.at_least(18, 16));
-    assert_eq!(table_names(&config).await, ["events", "schema_migrations"]);
+    assert_eq!(
+        table_names(&config).await,
+        ["event_claims", "events", "schema_migrations"]
+    );
 
     let second = migrate(&config).await.unwrap();
     assert!(second.applied.is_empty(), "{second:?}");
