@@ -39,8 +39,8 @@ pub struct Pipeline {
     pub grpc: SocketAddr,
     /// The gateway's HTTP address.
     pub http: SocketAddr,
-    /// The writer's HTTP address.
-    pub writer_http: SocketAddr,
+    /// The in-process writer's HTTP address, if there is one.
+    pub writer_http: Option<SocketAddr>,
     /// The test's database.
     pub db: TestDatabase,
     /// Settings pointing at it.
@@ -59,8 +59,22 @@ impl Pipeline {
 
     /// Starts a gateway and a writer after `adjust` has changed their settings.
     pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig, &mut WriterConfig)) -> Self {
+        Self::start_custom(None, true, adjust).await
+    }
+
+    /// The general form: a database on the ClickHouse at `clickhouse_url` (the harness's by
+    /// default), with or without an in-process writer (tests that kill writers run their
+    /// own), settings changed by `adjust`.
+    pub async fn start_custom(
+        clickhouse_url: Option<String>,
+        with_writer: bool,
+        adjust: impl FnOnce(&mut GatewayConfig, &mut WriterConfig),
+    ) -> Self {
         init_logs();
-        let db = TestDatabase::new().await;
+        let db = match clickhouse_url {
+            Some(url) => TestDatabase::new_on(url).await,
+            None => TestDatabase::new().await,
+        };
         let clickhouse = ClickHouseConfig {
             url: db.url.clone(),
             database: db.name.clone(),
@@ -84,32 +98,32 @@ impl Pipeline {
         adjust(&mut gateway, &mut writer);
 
         let bound_gateway = chaukas_gateway::bind(&gateway).await.unwrap();
-        let bound_writer = chaukas_writer::bind(&writer).await.unwrap();
-        let (grpc, http, writer_http) = (
-            bound_gateway.grpc_addr(),
-            bound_gateway.http_addr(),
-            bound_writer.http_addr(),
-        );
+        let (grpc, http) = (bound_gateway.grpc_addr(), bound_gateway.http_addr());
         let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
-        let (stop_writer, writer_stopped) = oneshot::channel::<()>();
-        let tasks = vec![
-            tokio::spawn(async move {
-                bound_gateway
-                    .serve(async {
-                        gateway_stopped.await.ok();
-                    })
-                    .await
-                    .unwrap();
-            }),
-            tokio::spawn(async move {
+        let mut stops = vec![stop_gateway];
+        let mut tasks = vec![tokio::spawn(async move {
+            bound_gateway
+                .serve(async {
+                    gateway_stopped.await.ok();
+                })
+                .await
+                .unwrap();
+        })];
+        let mut writer_http = None;
+        if with_writer {
+            let bound_writer = chaukas_writer::bind(&writer).await.unwrap();
+            writer_http = Some(bound_writer.http_addr());
+            let (stop_writer, writer_stopped) = oneshot::channel::<()>();
+            stops.push(stop_writer);
+            tasks.push(tokio::spawn(async move {
                 bound_writer
                     .serve(async {
                         writer_stopped.await.ok();
                     })
                     .await
                     .unwrap();
-            }),
-        ];
+            }));
+        }
         let pipeline = Self {
             grpc,
             http,
@@ -117,7 +131,7 @@ impl Pipeline {
             db,
             clickhouse,
             nats,
-            stops: vec![stop_gateway, stop_writer],
+            stops,
             tasks,
         };
         pipeline.wait_until_ready().await;
@@ -126,7 +140,7 @@ impl Pipeline {
 
     async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for addr in [self.http, self.writer_http] {
+        for addr in std::iter::once(self.http).chain(self.writer_http) {
             loop {
                 let (status, reason) = http_get(addr, "/readyz").await;
                 if status == 200 {

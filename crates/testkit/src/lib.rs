@@ -41,7 +41,11 @@ impl TestDatabase {
     /// Picks a fresh name after checking the server answers, so a forgotten harness
     /// fails with instructions rather than a connection error deep in a test.
     pub async fn new() -> Self {
-        let url = clickhouse_url();
+        Self::new_on(clickhouse_url()).await
+    }
+
+    /// Like [`TestDatabase::new`], on the server at `url`.
+    pub async fn new_on(url: String) -> Self {
         let client = clickhouse::Client::default()
             .with_url(&url)
             .with_validation(false);
@@ -83,5 +87,160 @@ pub fn nats_config() -> chaukas_bus::NatsConfig {
         stream: format!("{name}_EVENTS"),
         max_bytes: 256 * 1024 * 1024,
         ..chaukas_bus::NatsConfig::default()
+    }
+}
+
+/// A free TCP port on loopback (bound and released; good enough for test servers).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+fn server_binary(name: &str) -> String {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}"))
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// A NATS server of one test's own, for tests that stop and restart the bus. Its
+/// JetStream data survives a restart, as a real server's does.
+pub struct PrivateNats {
+    /// Client port.
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    /// Starts `nats-server -js` on a free port with storage in a fresh directory.
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique_name("chaukas-nats"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// URL for clients.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and storage, waiting until it listens.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new(server_binary("nats-server"))
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (make test installs it)");
+        self.child = Some(child);
+        wait_for_port(self.port);
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A ClickHouse server of one test's own, started with the project's own local config
+/// (deploy/local/lib.sh), for tests that take storage away.
+pub struct PrivateClickHouse {
+    /// HTTP port.
+    pub http_port: u16,
+    tcp_port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateClickHouse {
+    /// Starts a server on free ports with data in a fresh directory; waits until it answers.
+    pub fn start() -> Self {
+        let server = Self {
+            http_port: free_port(),
+            tcp_port: free_port(),
+            dir: std::env::temp_dir().join(unique_name("chaukas-clickhouse")),
+        };
+        server.restart();
+        server
+    }
+
+    /// HTTP URL for clients.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn lib(&self, command: &str) {
+        let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/lib.sh");
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source {lib} && {command}"))
+            .env("RUN_DIR", &self.dir)
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "`{command}` failed; see {}/logs",
+            self.dir.display()
+        );
+    }
+
+    /// Stops the server (SIGTERM, as an orchestrator would) and waits for it to exit.
+    pub fn stop(&self) {
+        self.lib("stop_process clickhouse");
+    }
+
+    /// Starts the server again with the same data.
+    pub fn restart(&self) {
+        self.lib(&format!(
+            "start_clickhouse {} {}",
+            self.http_port, self.tcp_port
+        ));
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server on port {port} did not start within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

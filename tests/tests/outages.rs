@@ -1,0 +1,123 @@
+//! Ingestion while the bus or the store is away: nothing accepted is lost or duplicated,
+//! and nothing needs a restart to recover.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chaukas_proto::common::v1::EventBatch;
+use chaukas_proto::server::v1 as server;
+use chaukas_testkit::{PrivateClickHouse, PrivateNats};
+use chaukas_tests::Pipeline;
+use chaukas_tests::corpus::simple_event;
+
+#[tokio::test]
+async fn a_nats_outage_answers_unavailable_in_time_and_ingestion_resumes_on_its_own() {
+    let mut nats = PrivateNats::start();
+    let url = nats.url();
+    let pipeline = Pipeline::start_with(|gateway, writer| {
+        gateway.nats.url = url.clone();
+        gateway.gateway.publish_timeout_ms = 2_000;
+        writer.nats.url = url.clone();
+    })
+    .await;
+    let mut client = pipeline.server_client().await;
+    let ingest = |id: &str| server::IngestEventRequest {
+        event: Some(simple_event("tenant-nats", id)),
+    };
+    client.ingest_event(ingest("before")).await.unwrap();
+
+    nats.stop();
+    let started = Instant::now();
+    let status = client.ingest_event(ingest("during")).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    assert!(status.metadata().get("retry-after").is_some());
+    assert!(status.message().contains("retry"), "{}", status.message());
+
+    nats.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.ingest_event(ingest("during")).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable);
+                assert!(
+                    Instant::now() < deadline,
+                    "gateway did not recover: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    client.ingest_event(ingest("after")).await.unwrap();
+    assert_eq!(pipeline.wait_for_rows(3, Duration::from_secs(60)).await, 3);
+    pipeline.stop().await;
+}
+
+#[tokio::test]
+async fn a_clickhouse_outage_is_absorbed_by_the_bus_and_drained_without_loss() {
+    let clickhouse = PrivateClickHouse::start();
+    let pipeline = Pipeline::start_custom(Some(clickhouse.url()), true, |_, _| {}).await;
+    let client = pipeline.server_client().await;
+    let acked = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let load = {
+        let (acked, running, mut client) = (acked.clone(), running.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut batch_number = 0;
+            while running.load(Ordering::Relaxed) {
+                let events = (0..100)
+                    .map(|i| simple_event("tenant-ch", &format!("b{batch_number}-e{i}")))
+                    .collect();
+                let request = server::IngestEventBatchRequest {
+                    event_batch: Some(EventBatch {
+                        events,
+                        ..EventBatch::default()
+                    }),
+                };
+                let response = client
+                    .ingest_event_batch(request)
+                    .await
+                    .expect("the gateway keeps accepting while ClickHouse is down");
+                acked.fetch_add(
+                    u64::try_from(response.into_inner().accepted_count).unwrap(),
+                    Ordering::Relaxed,
+                );
+                batch_number += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    drop(client);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    clickhouse.stop();
+    let acked_at_stop = acked.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        acked.load(Ordering::Relaxed) > acked_at_stop + 1_000,
+        "ingestion went on while ClickHouse was down"
+    );
+    clickhouse.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    running.store(false, Ordering::Relaxed);
+    load.await.unwrap();
+
+    let total = acked.load(Ordering::Relaxed);
+    assert_eq!(
+        pipeline
+            .wait_for_rows(total, Duration::from_secs(120))
+            .await,
+        total
+    );
+    let distinct: u64 = pipeline
+        .clickhouse_client()
+        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(distinct, total, "every acked event stored exactly once");
+    pipeline.stop().await;
+}
