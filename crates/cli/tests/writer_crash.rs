@@ -1,0 +1,125 @@
+//! The writer as its own process, killed with SIGKILL mid-stream: every event the gateway
+//! acknowledged is stored exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chaukas_proto::common::v1::EventBatch;
+use chaukas_proto::server::v1 as server;
+use chaukas_tests::Pipeline;
+use chaukas_tests::corpus::simple_event;
+
+const EVENTS: u64 = 100_000;
+const PER_BATCH: u64 = 500;
+const SENDERS: u64 = 4;
+
+fn spawn_writer(pipeline: &Pipeline) -> Child {
+    let nats = &pipeline.nats;
+    Command::new(env!("CARGO_BIN_EXE_chaukas"))
+        .arg("writer")
+        .env("CHAUKAS_NATS__URL", &nats.url)
+        .env("CHAUKAS_NATS__STREAM", &nats.stream)
+        .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
+        .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
+        .env(
+            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
+            &nats.dead_letter_subject,
+        )
+        .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
+        .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
+        .env(
+            "CHAUKAS_CLICKHOUSE__DATABASE",
+            &pipeline.clickhouse.database,
+        )
+        .env("CHAUKAS_WRITER__HTTP_LISTEN", "127.0.0.1:0")
+        .env("CHAUKAS_WRITER__MAX_BATCH_AGE_MS", "100")
+        .env("CHAUKAS_WRITER__STATEMENT_TIMEOUT_MS", "3000")
+        .env("CHAUKAS_WRITER__ACK_WAIT_SECS", "10")
+        .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
+        .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the chaukas binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_mid_stream_loses_and_duplicates_nothing() {
+    let pipeline = Pipeline::start_custom(None, false, |_, _| {}).await;
+    let mut writer = spawn_writer(&pipeline);
+    let acked = Arc::new(AtomicU64::new(0));
+
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let acked = acked.clone();
+            let grpc = pipeline.grpc;
+            tokio::spawn(async move {
+                let mut client =
+                    server::chaukas_server_service_client::ChaukasServerServiceClient::new(
+                        chaukas_tests::channel(grpc).await,
+                    );
+                let batches = EVENTS / PER_BATCH / SENDERS;
+                for batch in 0..batches {
+                    let events = (0..PER_BATCH)
+                        .map(|i| {
+                            simple_event(
+                                &format!("tenant-{}", i % 7),
+                                &format!("s{sender}-b{batch}-e{i}"),
+                            )
+                        })
+                        .collect();
+                    let response = client
+                        .ingest_event_batch(server::IngestEventBatchRequest {
+                            event_batch: Some(EventBatch {
+                                events,
+                                ..EventBatch::default()
+                            }),
+                        })
+                        .await
+                        .expect("the gateway accepts while writers die");
+                    let accepted = response.into_inner().accepted_count;
+                    acked.fetch_add(u64::try_from(accepted).unwrap(), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        writer.kill().expect("SIGKILL the writer");
+        writer.wait().unwrap();
+        writer = spawn_writer(&pipeline);
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let total = acked.load(Ordering::Relaxed);
+    assert_eq!(total, EVENTS);
+    let stored = pipeline
+        .wait_for_rows(total, Duration::from_secs(180))
+        .await;
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let distinct: u64 = pipeline
+        .clickhouse_client()
+        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    let claims: u64 = pipeline
+        .clickhouse_client()
+        .query("SELECT count() FROM event_claims")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored, distinct, claims),
+        (total, total, total),
+        "rows, distinct ids and claims must all equal the acked count"
+    );
+    pipeline.stop().await;
+}
