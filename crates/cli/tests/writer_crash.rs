@@ -123,3 +123,84 @@ async fn a_writer_killed_mid_stream_loses_and_duplicates_nothing() {
     );
     pipeline.stop().await;
 }
+
+/// The in-process writer's `chaukas_writer_shards_owned` gauge.
+async fn shards_owned(pipeline: &Pipeline) -> Option<u64> {
+    let addr = pipeline.writer_http.expect("an in-process writer");
+    let (_, metrics) = chaukas_tests::http_get(addr, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("chaukas_writer_shards_owned "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+async fn wait_for_shards(pipeline: &Pipeline, wanted: u64) {
+    for _ in 0..300 {
+        if shards_owned(pipeline).await == Some(wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the writer never settled on {wanted} shards (has {:?})",
+        shards_owned(pipeline).await
+    );
+}
+
+async fn send(pipeline: &Pipeline, prefix: &str, batches: u64) {
+    let mut client = pipeline.server_client().await;
+    for batch in 0..batches {
+        let events = (0..PER_BATCH)
+            .map(|i| {
+                simple_event(
+                    &format!("tenant-{}", i % 13),
+                    &format!("{prefix}-{batch}-{i}"),
+                )
+            })
+            .collect();
+        client
+            .ingest_event_batch(server::IngestEventBatchRequest {
+                event_batch: Some(EventBatch {
+                    events,
+                    ..EventBatch::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_split_the_shards_and_the_survivor_takes_them_all() {
+    let pipeline = Pipeline::start().await;
+    wait_for_shards(&pipeline, 8).await;
+    let mut second = spawn_writer(&pipeline);
+    wait_for_shards(&pipeline, 4).await;
+
+    send(&pipeline, "shared", 40).await;
+    assert_eq!(
+        pipeline
+            .wait_for_rows(20_000, Duration::from_secs(60))
+            .await,
+        20_000
+    );
+
+    second.kill().unwrap();
+    second.wait().unwrap();
+    send(&pipeline, "survivor", 40).await;
+    wait_for_shards(&pipeline, 8).await;
+    assert_eq!(
+        pipeline
+            .wait_for_rows(40_000, Duration::from_secs(60))
+            .await,
+        40_000
+    );
+    let distinct: u64 = pipeline
+        .clickhouse_client()
+        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(distinct, 40_000);
+    pipeline.stop().await;
+}

@@ -174,6 +174,7 @@ pub enum FlushError {
 impl Flusher<'_> {
     /// Stores `batch`, acks what was stored, hands back the rest. Returns whether the
     /// flush succeeded (false: the caller backs off before the next one).
+    #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.held.len(), events = batch.events))]
     pub async fn flush(&self, batch: &mut Batch) -> bool {
         let held = batch.take();
         if held.is_empty() {
