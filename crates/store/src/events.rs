@@ -28,29 +28,32 @@ pub struct ClaimRow {
 }
 
 /// The stream sequence that claimed each of `keys`, for those that are claimed.
+///
+/// The keys go in as a literal tuple list, `(tenant_id, event_id) IN ((?, ?), ...)`, with
+/// every value bound (escaped by the client, never spliced): on every ClickHouse version
+/// this lets the primary key `(tenant_id, event_id)` pick the few granules holding them,
+/// so a lookup costs the same however large the table grows.
 pub async fn claims(
     client: &clickhouse::Client,
     keys: &[EventKey],
 ) -> Result<HashMap<EventKey, u64>, StoreError> {
-    const SQL: &str = "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
-         WHERE tenant_id IN (SELECT arrayJoin(?)) AND event_id IN (SELECT arrayJoin(?)) \
-         GROUP BY tenant_id, event_id";
-    let wanted: HashSet<&EventKey> = keys.iter().collect();
     let mut found = HashMap::new();
     for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let (tenants, ids) = distinct_parts(chunk.iter().map(|(t, e)| (t.as_str(), e.as_str())));
-        let rows: Vec<(String, String, u64)> = client
-            .query(SQL)
-            .bind(tenants)
-            .bind(ids)
+        let placeholders = vec!["(?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
+             WHERE (tenant_id, event_id) IN ({placeholders}) GROUP BY tenant_id, event_id"
+        );
+        let mut query = client.query(&sql);
+        for (tenant_id, event_id) in chunk {
+            query = query.bind(tenant_id.as_str()).bind(event_id.as_str());
+        }
+        let rows: Vec<(String, String, u64)> = query
             .fetch_all()
             .await
-            .map_err(|source| StoreError::query(SQL, source))?;
+            .map_err(|source| StoreError::query(&sql, source))?;
         for (tenant_id, event_id, stream_seq) in rows {
-            let key = (tenant_id, event_id);
-            if wanted.contains(&key) {
-                found.insert(key, stream_seq);
-            }
+            found.insert((tenant_id, event_id), stream_seq);
         }
     }
     Ok(found)

@@ -77,16 +77,25 @@ async fn rows_round_trip_byte_for_byte() {
 async fn claims_and_stored_rows_are_found_exactly() {
     let (db, client) = migrated().await;
     let first = row("tenant-a", "shared-id", 1_700_000_000);
+    let tricky = ClaimRow {
+        tenant_id: "tenant-'?\\".into(),
+        event_id: "id ? with ' quotes".into(),
+        stream_seq: 9,
+        claimed_at_ns: 1,
+    };
     let other_tenant = row("tenant-b", "shared-id", 1_700_000_000);
     events::insert_events(&client, &[&first]).await.unwrap();
     events::insert_claims(
         &client,
-        &[ClaimRow {
-            tenant_id: "tenant-a".into(),
-            event_id: "shared-id".into(),
-            stream_seq: 7,
-            claimed_at_ns: 1,
-        }],
+        &[
+            ClaimRow {
+                tenant_id: "tenant-a".into(),
+                event_id: "shared-id".into(),
+                stream_seq: 7,
+                claimed_at_ns: 1,
+            },
+            tricky.clone(),
+        ],
     )
     .await
     .unwrap();
@@ -94,10 +103,15 @@ async fn claims_and_stored_rows_are_found_exactly() {
     let keys = vec![
         ("tenant-a".to_owned(), "shared-id".to_owned()),
         ("tenant-b".to_owned(), "shared-id".to_owned()),
+        (tricky.tenant_id.clone(), tricky.event_id.clone()),
     ];
     let claims = events::claims(&client, &keys).await.unwrap();
-    assert_eq!(claims.len(), 1);
+    assert_eq!(claims.len(), 2);
     assert_eq!(claims[&keys[0]], 7);
+    assert_eq!(
+        claims[&keys[2]], 9,
+        "quotes, backslashes and ? are bound literally"
+    );
 
     let stored = events::stored(&client, &[&first, &other_tenant])
         .await

@@ -234,11 +234,13 @@ impl Flusher<'_> {
             .expect("validated when the writer started");
         let mut to_ack = Vec::with_capacity(held.len());
         let mut rows: Vec<(&Held, &EventRow)> = Vec::new();
+        let mut shards: HashSet<u16> = HashSet::new();
         for item in held {
             if !self.leases.may_write(item.shard, margin) {
                 nak(&item.message, None).await;
                 continue;
             }
+            shards.insert(item.shard);
             if item.delivered > 1 {
                 self.metrics.redeliveries.inc();
             }
@@ -307,7 +309,6 @@ impl Flusher<'_> {
             })
             .collect();
         let inserts: Vec<&EventRow> = fresh.iter().map(|(_, row)| *row).chain(reclaimed).collect();
-        let shards: HashSet<u16> = held.iter().map(|item| item.shard).collect();
         self.fence(&shards, margin)?;
         self.bounded(events::insert_claims(self.clickhouse, &claims))
             .await?;
