@@ -121,3 +121,85 @@ async fn a_clickhouse_outage_is_absorbed_by_the_bus_and_drained_without_loss() {
     assert_eq!(distinct, total, "every acked event stored exactly once");
     pipeline.stop().await;
 }
+
+fn batch_of(tenant: &str, prefix: &str, count: usize) -> server::IngestEventBatchRequest {
+    server::IngestEventBatchRequest {
+        event_batch: Some(EventBatch {
+            events: (0..count)
+                .map(|i| {
+                    let mut event = simple_event(tenant, &format!("{prefix}-{i}"));
+                    event.agent_name = "x".repeat(900);
+                    event
+                })
+                .collect(),
+            ..EventBatch::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_full_stream_answers_unavailable_saying_so() {
+    // No writer drains the stream, and it holds at most 256 KiB.
+    let pipeline = Pipeline::start_custom(None, false, |gateway, _| {
+        gateway.nats.max_bytes = 256 * 1024;
+    })
+    .await;
+    let mut client = pipeline.server_client().await;
+    let mut accepted = 0;
+    let status = loop {
+        match client
+            .ingest_event_batch(batch_of("tenant-full", &format!("b{accepted}"), 50))
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(status) => break status,
+        }
+        assert!(accepted < 100, "the stream never filled up");
+    };
+    assert!(accepted >= 3, "only {accepted} batches fit");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(status.message().contains("full"), "{}", status.message());
+    assert!(status.metadata().get("retry-after").is_some());
+    pipeline.stop().await;
+}
+
+#[tokio::test]
+async fn too_much_in_flight_is_shed_with_the_sdk_overload_wording() {
+    // While NATS is away every publish waits its full timeout, holding its bytes.
+    let mut nats = PrivateNats::start();
+    let url = nats.url();
+    let pipeline = Pipeline::start_custom(None, false, |gateway, _| {
+        gateway.nats.url = url.clone();
+        gateway.gateway.publish_timeout_ms = 3_000;
+        gateway.gateway.max_inflight_bytes = 64 * 1024;
+    })
+    .await;
+    nats.stop();
+    let mut holder = pipeline.server_client().await;
+    let waiting = tokio::spawn(async move {
+        holder
+            .ingest_event_batch(batch_of("tenant-shed", "first", 60))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = pipeline
+        .server_client()
+        .await
+        .ingest_event_batch(batch_of("tenant-shed", "second", 10))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().contains("high memory usage"),
+        "{}",
+        status.message()
+    );
+    let first = waiting.await.unwrap().unwrap_err();
+    assert_eq!(first.code(), tonic::Code::Unavailable);
+    assert!(
+        first.message().contains("did not acknowledge"),
+        "{}",
+        first.message()
+    );
+    pipeline.stop().await;
+}

@@ -96,7 +96,8 @@ impl Ingestor {
     ) -> Self {
         let mut jetstream = jetstream::new(client);
         jetstream.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
-        let permits = usize::try_from(kib(settings.max_inflight_bytes)).unwrap_or(usize::MAX);
+        let permits =
+            usize::try_from(kib(settings.max_inflight_bytes).max(1)).unwrap_or(usize::MAX);
         Self {
             jetstream,
             nats,
@@ -177,9 +178,12 @@ impl Ingestor {
     }
 
     fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+        // A request larger than the whole budget may still pass when nothing else is in
+        // flight, rather than never.
+        let budget = kib(self.settings.max_inflight_bytes).max(1);
         self.inflight
             .clone()
-            .try_acquire_many_owned(kib(bytes).max(1))
+            .try_acquire_many_owned(kib(bytes).clamp(1, budget))
             .map_err(|_| {
                 self.metrics.shed.inc();
                 IngestError::Overloaded {

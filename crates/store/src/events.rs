@@ -7,9 +7,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EventRow, StoreError};
 
-/// Keys per lookup query: keeps query text well under ClickHouse's `max_query_size`
-/// (256 KiB by default) even with long ids.
+/// Keys per lookup query, and bytes of key text per lookup query: together they keep the
+/// query text well under ClickHouse's `max_query_size` (256 KiB by default), whatever the
+/// ids' lengths.
 const KEYS_PER_LOOKUP: usize = 2_000;
+const KEY_BYTES_PER_LOOKUP: usize = 96 * 1024;
+
+/// Splits `items` into runs small enough for one lookup query; `size` is an item's bytes.
+fn lookup_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, item) in items.iter().enumerate() {
+        let item_bytes = size(item) + 16;
+        if index > start
+            && (index - start == KEYS_PER_LOOKUP || bytes + item_bytes > KEY_BYTES_PER_LOOKUP)
+        {
+            chunks.push(&items[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += item_bytes;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
 
 /// A (tenant id, event id) pair: what makes an event unique.
 pub type EventKey = (String, String);
@@ -29,47 +51,58 @@ pub struct ClaimRow {
 
 /// The stream sequence that claimed each of `keys`, for those that are claimed.
 ///
-/// The keys go in as a literal tuple list, `(tenant_id, event_id) IN ((?, ?), ...)`, with
-/// every value bound (escaped by the client, never spliced): on every ClickHouse version
-/// this lets the primary key `(tenant_id, event_id)` pick the few granules holding them,
-/// so a lookup costs the same however large the table grows.
+/// The keys go in as two literal value lists, `tenant_id IN (?, ...) AND event_id IN (?,
+/// ...)`, every value bound (escaped by the client, never spliced), and the cross-product
+/// superset is narrowed to the exact pairs here. Literal lists on the leading key columns
+/// let ClickHouse 18.16 use the primary key; a tuple list or an `arrayJoin` subquery make it
+/// scan the whole table (measured: 82k rows read instead of 1M for 2000 recent keys).
 pub async fn claims(
     client: &clickhouse::Client,
     keys: &[EventKey],
 ) -> Result<HashMap<EventKey, u64>, StoreError> {
+    let wanted: HashSet<&EventKey> = keys.iter().collect();
     let mut found = HashMap::new();
-    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
-        let placeholders = vec!["(?, ?)"; chunk.len()].join(", ");
+    for chunk in lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len()) {
+        let (tenants, ids) = distinct_parts(chunk.iter().map(|(t, e)| (t.as_str(), e.as_str())));
         let sql = format!(
             "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
-             WHERE (tenant_id, event_id) IN ({placeholders}) GROUP BY tenant_id, event_id"
+             WHERE tenant_id IN ({}) AND event_id IN ({}) GROUP BY tenant_id, event_id",
+            placeholders(tenants.len()),
+            placeholders(ids.len())
         );
         let mut query = client.query(&sql);
-        for (tenant_id, event_id) in chunk {
-            query = query.bind(tenant_id.as_str()).bind(event_id.as_str());
+        for value in tenants.iter().chain(&ids) {
+            query = query.bind(*value);
         }
         let rows: Vec<(String, String, u64)> = query
             .fetch_all()
             .await
             .map_err(|source| StoreError::query(&sql, source))?;
         for (tenant_id, event_id, stream_seq) in rows {
-            found.insert((tenant_id, event_id), stream_seq);
+            let key = (tenant_id, event_id);
+            if wanted.contains(&key) {
+                found.insert(key, stream_seq);
+            }
         }
     }
     Ok(found)
 }
 
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
 /// Which of `rows` are already in `events`, matched on the full sort key (tenant, project,
-/// event time, event id): exact for a redelivered message, whose rows are identical.
+/// event time, event id): exact for a redelivered message, whose rows are identical. Literal
+/// lists and a time range on the key columns keep the read to the granules concerned.
 pub async fn stored(
     client: &clickhouse::Client,
     rows: &[&EventRow],
 ) -> Result<HashSet<EventKey>, StoreError> {
-    const SQL: &str = "SELECT tenant_id, project_id, event_time_ns, event_id FROM events \
-         WHERE tenant_id IN (SELECT arrayJoin(?)) AND project_id IN (SELECT arrayJoin(?)) \
-         AND event_time_ns >= ? AND event_time_ns <= ? AND event_id IN (SELECT arrayJoin(?))";
     let mut found = HashSet::new();
-    for chunk in rows.chunks(KEYS_PER_LOOKUP) {
+    for chunk in lookup_chunks(rows, |row| {
+        row.tenant_id.len() + row.project_id.len() + row.event_id.len()
+    }) {
         let wanted: HashSet<(&str, &str, i64, &str)> = chunk
             .iter()
             .map(|row| {
@@ -94,16 +127,26 @@ pub async fn stored(
             .collect();
         let earliest = chunk.iter().map(|row| row.event_time_ns).min().unwrap_or(0);
         let latest = chunk.iter().map(|row| row.event_time_ns).max().unwrap_or(0);
-        let rows: Vec<(String, String, i64, String)> = client
-            .query(SQL)
-            .bind(tenants)
-            .bind(projects)
-            .bind(earliest)
-            .bind(latest)
-            .bind(ids)
+        let sql = format!(
+            "SELECT tenant_id, project_id, event_time_ns, event_id FROM events \
+             WHERE tenant_id IN ({}) AND project_id IN ({}) \
+             AND event_time_ns >= ? AND event_time_ns <= ? AND event_id IN ({})",
+            placeholders(tenants.len()),
+            placeholders(projects.len()),
+            placeholders(ids.len())
+        );
+        let mut query = client.query(&sql);
+        for value in tenants.iter().chain(&projects) {
+            query = query.bind(*value);
+        }
+        query = query.bind(earliest).bind(latest);
+        for value in &ids {
+            query = query.bind(*value);
+        }
+        let rows: Vec<(String, String, i64, String)> = query
             .fetch_all()
             .await
-            .map_err(|source| StoreError::query(SQL, source))?;
+            .map_err(|source| StoreError::query(&sql, source))?;
         for (tenant_id, project_id, event_time_ns, event_id) in rows {
             let candidate = (
                 tenant_id.as_str(),
@@ -165,4 +208,28 @@ fn distinct_parts<'a>(
         ids.insert(id);
     }
     (tenants.into_iter().collect(), ids.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_split_by_count_and_by_bytes() {
+        let short: Vec<usize> = vec![10; 4_500];
+        let sizes: Vec<usize> = lookup_chunks(&short, |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [2_000, 2_000, 500]);
+
+        let long: Vec<usize> = vec![500; 1_000];
+        let chunks = lookup_chunks(&long, |n| *n);
+        assert!(chunks.len() > 1);
+        for chunk in &chunks {
+            assert!(chunk.iter().map(|n| n + 16).sum::<usize>() <= KEY_BYTES_PER_LOOKUP);
+        }
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 1_000);
+        assert!(lookup_chunks(&Vec::<usize>::new(), |n| *n).is_empty());
+    }
 }

@@ -161,8 +161,10 @@ impl BoundWriter {
         http.await
             .expect("http server task panicked")
             .map_err(WriterError::Http)?;
-        if let Err(error) = self.nats_client.drain().await {
-            tracing::warn!(%error, "nats connection did not drain cleanly");
+        match tokio::time::timeout(Duration::from_secs(5), self.nats_client.drain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "nats connection did not drain cleanly"),
+            Err(_) => tracing::warn!("nats connection drain timed out"),
         }
         tracing::info!("writer stopped");
         Ok(())
