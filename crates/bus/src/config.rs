@@ -128,6 +128,7 @@ impl NatsConfig {
             discard: stream::DiscardPolicy::Old,
             max_bytes: self.max_bytes.min(1024 * 1024 * 1024),
             max_age: Duration::from_secs(self.dead_letter_max_age_days * 24 * 3600),
+            max_message_size: -1,
             storage: stream::StorageType::File,
             num_replicas: 1,
             ..Default::default()

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{EventRow, StoreError};
@@ -12,6 +13,9 @@ use crate::{EventRow, StoreError};
 /// ids' lengths.
 const KEYS_PER_LOOKUP: usize = 2_000;
 const KEY_BYTES_PER_LOOKUP: usize = 96 * 1024;
+/// Lookup queries of one flush run side by side: each is small and mostly waits on the
+/// server, so a few at once cut the flush time without loading ClickHouse much.
+const LOOKUPS_IN_PARALLEL: usize = 4;
 
 /// Splits `items` into runs small enough for one lookup query; `size` is an item's bytes.
 fn lookup_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
@@ -61,24 +65,13 @@ pub async fn claims(
     keys: &[EventKey],
 ) -> Result<HashMap<EventKey, u64>, StoreError> {
     let wanted: HashSet<&EventKey> = keys.iter().collect();
+    let lookups = lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len())
+        .into_iter()
+        .map(|chunk| claims_of_chunk(client, chunk));
+    let mut results = futures_util::stream::iter(lookups).buffer_unordered(LOOKUPS_IN_PARALLEL);
     let mut found = HashMap::new();
-    for chunk in lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len()) {
-        let (tenants, ids) = distinct_parts(chunk.iter().map(|(t, e)| (t.as_str(), e.as_str())));
-        let sql = format!(
-            "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
-             WHERE tenant_id IN ({}) AND event_id IN ({}) GROUP BY tenant_id, event_id",
-            placeholders(tenants.len()),
-            placeholders(ids.len())
-        );
-        let mut query = client.query(&sql);
-        for value in tenants.iter().chain(&ids) {
-            query = query.bind(*value);
-        }
-        let rows: Vec<(String, String, u64)> = query
-            .fetch_all()
-            .await
-            .map_err(|source| StoreError::query(&sql, source))?;
-        for (tenant_id, event_id, stream_seq) in rows {
+    while let Some(rows) = results.next().await {
+        for (tenant_id, event_id, stream_seq) in rows? {
             let key = (tenant_id, event_id);
             if wanted.contains(&key) {
                 found.insert(key, stream_seq);
@@ -86,6 +79,27 @@ pub async fn claims(
         }
     }
     Ok(found)
+}
+
+async fn claims_of_chunk(
+    client: &clickhouse::Client,
+    chunk: &[EventKey],
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let (tenants, ids) = distinct_parts(chunk.iter().map(|(t, e)| (t.as_str(), e.as_str())));
+    let sql = format!(
+        "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
+         WHERE tenant_id IN ({}) AND event_id IN ({}) GROUP BY tenant_id, event_id",
+        placeholders(tenants.len()),
+        placeholders(ids.len())
+    );
+    let mut query = client.query(&sql);
+    for value in tenants.iter().chain(&ids) {
+        query = query.bind(*value);
+    }
+    query
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::query(&sql, source))
 }
 
 fn placeholders(count: usize) -> String {

@@ -51,7 +51,7 @@ impl Default for WriterSettings {
             max_batch_events: 20_000,
             max_batch_age_ms: 1_000,
             statement_timeout_ms: 10_000,
-            ack_wait_secs: 60,
+            ack_wait_secs: 30,
             lease_ttl_secs: 30,
             lease_renew_ms: 3_000,
             max_retry_delay_secs: 30,

@@ -14,7 +14,13 @@ use crate::WriterSettings;
 use crate::metrics::WriterMetrics;
 
 /// Messages pulled per request from JetStream.
-const PULL_BATCH: usize = 256;
+const PULL_BATCH: usize = 128;
+/// Bytes pulled per request. The client asks for the next batch when half of this one is
+/// taken, so a shard has at most about twice this in flight; with a bounded inbox this keeps
+/// a slow writer from being cut off by the server as a slow consumer (observed with 256
+/// unbounded messages x 8 shards of ~60 KB each: the connection was dropped and every
+/// message in flight waited out `ack_wait` before redelivery).
+const PULL_BYTES: usize = 2 * 1024 * 1024;
 /// How often a consumer's backlog is read for the lag metric.
 const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Pause before re-creating a consumer after an error (NATS down, stream missing).
@@ -59,6 +65,7 @@ pub async fn consume(
         let mut messages = match consumer
             .stream()
             .max_messages_per_batch(PULL_BATCH)
+            .max_bytes_per_batch(PULL_BYTES)
             .expires(Duration::from_secs(5))
             .messages()
             .await

@@ -273,6 +273,7 @@ impl Flusher<'_> {
             .iter()
             .map(|(_, row)| (row.tenant_id.clone(), row.event_id.clone()))
             .collect();
+        let claiming = Instant::now();
         let claims = self.bounded(events::claims(self.clickhouse, &keys)).await?;
         let mut fresh: Vec<(&Held, &EventRow)> = Vec::new();
         let mut reclaimed: Vec<&EventRow> = Vec::new();
@@ -312,6 +313,9 @@ impl Flusher<'_> {
         self.fence(&shards, margin)?;
         self.bounded(events::insert_claims(self.clickhouse, &claims))
             .await?;
+        self.metrics
+            .claim_seconds
+            .observe(claiming.elapsed().as_secs_f64());
         self.fence(&shards, margin)?;
         let started = Instant::now();
         self.bounded(events::insert_events(self.clickhouse, &inserts))

@@ -35,8 +35,9 @@ use consumer::ShardMessage;
 use flush::{Batch, Flusher, Held};
 use leases::{LeaseEvent, LeaseKeeper};
 
-/// Messages buffered between the shard consumers and the writer loop.
-const INBOX_MESSAGES: usize = 4_096;
+/// Messages buffered between the shard consumers and the writer loop: enough to keep the
+/// loop busy, few enough that a stalled loop stops the pulling (bounded memory).
+const INBOX_MESSAGES: usize = 256;
 /// How often the writer loop checks whether the batch is old enough to flush.
 const AGE_CHECK: Duration = Duration::from_millis(50);
 /// Pause between attempts to set up streams and the lease bucket while NATS is away.

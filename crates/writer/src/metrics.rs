@@ -23,6 +23,8 @@ pub struct WriterMetrics {
     pub flush_failures: Counter,
     /// Duration of the `events` insert.
     pub insert_seconds: Histogram,
+    /// Duration of the claims lookup and claims insert that precede it.
+    pub claim_seconds: Histogram,
     /// Events per flush.
     pub batch_events: Histogram,
     /// Messages waiting in each owned shard's consumer (the lag).
@@ -41,6 +43,7 @@ impl WriterMetrics {
             dead_lettered: Counter::default(),
             flush_failures: Counter::default(),
             insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            claim_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
             consumer_pending: Family::default(),
             shards_owned: Gauge::default(),
@@ -75,6 +78,11 @@ impl WriterMetrics {
             "insert_seconds",
             "Duration of inserts into events",
             metrics.insert_seconds.clone(),
+        );
+        registry.register(
+            "claim_seconds",
+            "Duration of the claims lookup plus the claims insert of a flush",
+            metrics.claim_seconds.clone(),
         );
         registry.register(
             "batch_events",
