@@ -65,9 +65,12 @@ pub async fn claims(
     keys: &[EventKey],
 ) -> Result<HashMap<EventKey, u64>, StoreError> {
     let wanted: HashSet<&EventKey> = keys.iter().collect();
-    let lookups = lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len())
+    // Collected first: a lazy `map` adapter inside the stream would make this future's
+    // `Send` depend on a closure's lifetimes, which callers spawning it cannot satisfy.
+    let lookups: Vec<_> = lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len())
         .into_iter()
-        .map(|chunk| claims_of_chunk(client, chunk));
+        .map(|chunk| claims_of_chunk(client, chunk))
+        .collect();
     let mut results = futures_util::stream::iter(lookups).buffer_unordered(LOOKUPS_IN_PARALLEL);
     let mut found = HashMap::new();
     while let Some(rows) = results.next().await {
