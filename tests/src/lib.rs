@@ -95,20 +95,40 @@ impl Pipeline {
             nats: nats.clone(),
             clickhouse: clickhouse.clone(),
         };
+        let mut query_config = chaukas_query::QueryConfig {
+            clickhouse: clickhouse.clone(),
+            ..chaukas_query::QueryConfig::default()
+        };
+        query_config.query.grpc_listen = "127.0.0.1:0".into();
+        query_config.query.http_listen = "127.0.0.1:0".into();
+        let bound_query = chaukas_query::bind(&query_config).await.unwrap();
+        gateway.gateway.query_endpoint = format!("http://{}", bound_query.grpc_addr());
         adjust(&mut gateway, &mut writer);
 
-        let bound_gateway = chaukas_gateway::bind(&gateway).await.unwrap();
-        let (grpc, http) = (bound_gateway.grpc_addr(), bound_gateway.http_addr());
-        let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
-        let mut stops = vec![stop_gateway];
-        let mut tasks = vec![tokio::spawn(async move {
-            bound_gateway
+        let (stop_query, query_stopped) = oneshot::channel::<()>();
+        let query_task = tokio::spawn(async move {
+            bound_query
                 .serve(async {
-                    gateway_stopped.await.ok();
+                    query_stopped.await.ok();
                 })
                 .await
                 .unwrap();
-        })];
+        });
+        let bound_gateway = chaukas_gateway::bind(&gateway).await.unwrap();
+        let (grpc, http) = (bound_gateway.grpc_addr(), bound_gateway.http_addr());
+        let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+        let mut stops = vec![stop_gateway, stop_query];
+        let mut tasks = vec![
+            query_task,
+            tokio::spawn(async move {
+                bound_gateway
+                    .serve(async {
+                        gateway_stopped.await.ok();
+                    })
+                    .await
+                    .unwrap();
+            }),
+        ];
         let mut writer_http = None;
         if with_writer {
             let bound_writer = chaukas_writer::bind(&writer).await.unwrap();

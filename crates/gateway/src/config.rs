@@ -30,6 +30,10 @@ pub struct GatewaySettings {
     pub max_inflight_bytes: usize,
     /// How long to wait for JetStream to acknowledge before answering UNAVAILABLE.
     pub publish_timeout_ms: u64,
+    /// The query service QueryEvents and GetEventStats are forwarded to.
+    pub query_endpoint: String,
+    /// Longest a forwarded query may take before the gateway answers DEADLINE_EXCEEDED.
+    pub query_timeout_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -42,6 +46,8 @@ impl Default for GatewaySettings {
             max_request_bytes: 16 * 1024 * 1024,
             max_inflight_bytes: 256 * 1024 * 1024,
             publish_timeout_ms: 5_000,
+            query_endpoint: "http://127.0.0.1:50052".into(),
+            query_timeout_ms: 30_000,
         }
     }
 }

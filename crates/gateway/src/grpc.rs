@@ -2,39 +2,105 @@
 //!
 //! Clients generated from `chaukas-spec-client` call `chaukas.spec.client.v1.…`, those from
 //! `chaukas-spec-server` call `chaukas.spec.server.v1.…`; each name is served its own
-//! message types, both backed by the same [`Ingestor`].
+//! message types, both backed by the same [`Ingestor`]; reads are forwarded to the query
+//! service.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_server::{
     ChaukasClientService, ChaukasClientServiceServer,
 };
-use chaukas_proto::common::v1::{Event, EventBatch};
+use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
 use chaukas_proto::server::v1 as server;
+use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
 };
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::GatewayError;
 use crate::ingest::{BatchOutcome, Ingestor};
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available in this build of chaukas-server yet"
-    ))
-}
-
 /// The handlers behind both service names.
 #[derive(Clone)]
 pub(crate) struct GatewayService {
     ingestor: Arc<Ingestor>,
+    query: QueryForwarder,
 }
+
+/// Forwards reads to the query service, which scales apart from ingestion.
+#[derive(Clone)]
+pub(crate) struct QueryForwarder {
+    client: ChaukasServerServiceClient<Channel>,
+    endpoint: String,
+}
+
+impl QueryForwarder {
+    /// A forwarder that connects on first use (and reconnects after failures), so the
+    /// gateway starts and ingests even while the query service is down.
+    pub(crate) fn new(endpoint: &str, timeout: Duration) -> Result<Self, GatewayError> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|error| GatewayError::QueryEndpoint {
+                endpoint: endpoint.to_owned(),
+                reason: error.to_string(),
+            })?
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Self {
+            client: ChaukasServerServiceClient::new(channel)
+                .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    fn unreachable(&self, status: Status) -> Status {
+        // Statuses made from a connection failure carry its error as their source; those
+        // the query service sends (e.g. ClickHouse unavailable) do not and pass unchanged.
+        let from_transport = std::error::Error::source(&status).is_some();
+        if status.code() == tonic::Code::Unavailable && from_transport {
+            Status::unavailable(format!(
+                "query service unreachable at {}; retry: {}",
+                self.endpoint,
+                status.message()
+            ))
+        } else {
+            status
+        }
+    }
+
+    async fn query_events(
+        &self,
+        query: Option<QueryRequest>,
+    ) -> Result<server::QueryEventsResponse, Status> {
+        self.client
+            .clone()
+            .query_events(server::QueryEventsRequest { query })
+            .await
+            .map(Response::into_inner)
+            .map_err(|status| self.unreachable(status))
+    }
+
+    async fn get_event_stats(
+        &self,
+        request: server::GetEventStatsRequest,
+    ) -> Result<server::GetEventStatsResponse, Status> {
+        self.client
+            .clone()
+            .get_event_stats(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(|status| self.unreachable(status))
+    }
+}
+
+/// Largest query response relayed: a page of 1000 events of up to 512 KiB each.
+const MAX_QUERY_RESPONSE_BYTES: usize = 1024 * 1024 * 1024;
 
 fn processed_at_ms() -> i64 {
     SystemTime::now()
@@ -125,16 +191,22 @@ impl ChaukasServerService for GatewayService {
 
     async fn query_events(
         &self,
-        _request: Request<server::QueryEventsRequest>,
+        request: Request<server::QueryEventsRequest>,
     ) -> Result<Response<server::QueryEventsResponse>, Status> {
-        Err(not_yet("QueryEvents"))
+        self.query
+            .query_events(request.into_inner().query)
+            .await
+            .map(Response::new)
     }
 
     async fn get_event_stats(
         &self,
-        _request: Request<server::GetEventStatsRequest>,
+        request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
-        Err(not_yet("GetEventStats"))
+        self.query
+            .get_event_stats(request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 
@@ -174,19 +246,23 @@ impl ChaukasClientService for GatewayService {
 
     async fn query_events(
         &self,
-        _request: Request<client::QueryEventsRequest>,
+        request: Request<client::QueryEventsRequest>,
     ) -> Result<Response<client::QueryEventsResponse>, Status> {
-        Err(not_yet("QueryEvents"))
+        let response = self.query.query_events(request.into_inner().query).await?;
+        Ok(Response::new(client::QueryEventsResponse {
+            response: response.response,
+        }))
     }
 }
 
 pub(crate) async fn serve(
     listener: TcpListener,
     ingestor: Arc<Ingestor>,
+    query: QueryForwarder,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
-    let service = GatewayService { ingestor };
+    let service = GatewayService { ingestor, query };
     tonic::transport::Server::builder()
         .add_service(
             ChaukasServerServiceServer::new(service.clone())

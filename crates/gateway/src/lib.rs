@@ -41,6 +41,14 @@ pub enum GatewayError {
     /// The NATS settings are unusable.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The query service address is not a URL.
+    #[error("invalid gateway.query_endpoint {endpoint:?}: {reason}")]
+    QueryEndpoint {
+        /// The configured value.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The gRPC server failed while running.
     #[error("grpc server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -56,6 +64,7 @@ pub struct BoundGateway {
     http: TcpListener,
     nats: async_nats::Client,
     ingestor: Arc<Ingestor>,
+    query: grpc::QueryForwarder,
     registry: Arc<Registry>,
     max_request_bytes: usize,
 }
@@ -75,9 +84,14 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         config.gateway.clone(),
         metrics,
     );
+    let query = grpc::QueryForwarder::new(
+        &config.gateway.query_endpoint,
+        Duration::from_millis(config.gateway.query_timeout_ms),
+    )?;
     Ok(BoundGateway {
         grpc,
         http,
+        query,
         nats,
         ingestor: Arc::new(ingestor),
         registry: Arc::new(registry),
@@ -124,6 +138,7 @@ impl BoundGateway {
         let grpc = tokio::spawn(grpc::serve(
             self.grpc,
             self.ingestor.clone(),
+            self.query.clone(),
             self.max_request_bytes,
             stop.clone().cancelled_owned(),
         ));

@@ -1,13 +1,29 @@
 //! The query service: reads the audit trail back out of ClickHouse.
 //!
 //! It runs apart from the gateway so that heavy reads scale (and fail) independently of
-//! ingestion; the gateway forwards query RPCs to it.
+//! ingestion; the gateway forwards query RPCs to it. It serves `QueryEvents` under both
+//! service names and `GetEventStats` under the server's.
+
+mod events;
+mod metrics;
+pub mod page_token;
+mod sql;
+pub mod stats;
+
+use metrics::QueryMetrics;
+use page_token::PageTokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chaukas_common::health::{self, BindError};
+use chaukas_proto::client::v1 as client;
+use chaukas_proto::client::v1::chaukas_client_service_server::{
+    ChaukasClientService, ChaukasClientServiceServer,
+};
+use chaukas_proto::common::v1::{QueryRequest, QueryResponse};
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
@@ -36,8 +52,13 @@ pub struct QueryConfig {
 pub struct QuerySettings {
     /// gRPC listen address; internal, the gateway forwards to it.
     pub grpc_listen: String,
-    /// HTTP listen address for health checks.
+    /// HTTP listen address for health checks and metrics.
     pub http_listen: String,
+    /// Secret that signs page tokens; every query replica behind one gateway must share it
+    /// (set `CHAUKAS_QUERY__PAGE_TOKEN_SECRET` from a Kubernetes secret). The signature
+    /// keeps a corrupted or hand-edited token from silently returning the wrong page; a
+    /// token can only ever move through the caller's own query.
+    pub page_token_secret: String,
 }
 
 impl Default for QuerySettings {
@@ -45,13 +66,14 @@ impl Default for QuerySettings {
         Self {
             grpc_listen: "0.0.0.0:50052".into(),
             http_listen: "0.0.0.0:8082".into(),
+            page_token_secret: "chaukas-local-page-token-secret".into(),
         }
     }
 }
 
 /// Why the query service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum QueryError {
+pub enum ServiceError {
     /// A listen address is taken or not allowed.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -66,20 +88,64 @@ pub enum QueryError {
     Http(#[source] std::io::Error),
 }
 
+/// Why one query was not answered; each maps to one gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The request is malformed; the message says what to fix (INVALID_ARGUMENT).
+    #[error("{0}")]
+    Invalid(String),
+    /// ClickHouse failed or is unreachable (UNAVAILABLE: retrying may help).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored payload does not decode (INTERNAL: the audit trail needs attention).
+    #[error("a stored event does not decode: {0}")]
+    Corrupt(String),
+}
+
+impl QueryError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    fn store(sql: &str, source: clickhouse::error::Error) -> Self {
+        Self::Store(StoreError::Query {
+            statement: sql.chars().take(120).collect(),
+            source,
+        })
+    }
+
+    /// The gRPC status this error answers with.
+    pub fn to_status(&self) -> Status {
+        match self {
+            Self::Invalid(message) => Status::invalid_argument(message.clone()),
+            Self::Store(error) => {
+                tracing::warn!(%error, "query failed in clickhouse");
+                Status::unavailable(format!("storage unavailable, retry: {error}"))
+            }
+            Self::Corrupt(message) => {
+                tracing::error!(message, "stored event does not decode");
+                Status::internal(self.to_string())
+            }
+        }
+    }
+}
+
 /// A query service with bound sockets, not serving yet.
 pub struct BoundQuery {
     grpc: TcpListener,
     http: TcpListener,
     clickhouse: clickhouse::Client,
+    page_token_secret: String,
 }
 
 /// Binds the listeners and prepares the ClickHouse client (no connection is made yet: the
 /// service starts even while ClickHouse is down and reports it through `/readyz`).
-pub async fn bind(config: &QueryConfig) -> Result<BoundQuery, QueryError> {
+pub async fn bind(config: &QueryConfig) -> Result<BoundQuery, ServiceError> {
     Ok(BoundQuery {
         grpc: health::bind(&config.query.grpc_listen).await?,
         http: health::bind(&config.query.http_listen).await?,
         clickhouse: config.clickhouse.client()?,
+        page_token_secret: config.query.page_token_secret.clone(),
     })
 }
 
@@ -95,9 +161,15 @@ impl BoundQuery {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), QueryError> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
         tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "query service listening");
         let stop = CancellationToken::new();
+        let mut registry = Registry::default();
+        let service = QueryService {
+            clickhouse: self.clickhouse.clone(),
+            tokens: Arc::new(PageTokens::new(&self.page_token_secret)),
+            metrics: Arc::new(QueryMetrics::register(&mut registry)),
+        };
         let clickhouse = self.clickhouse.clone();
         let ready = move || {
             let clickhouse = clickhouse.clone();
@@ -110,13 +182,13 @@ impl BoundQuery {
         };
         let http = tokio::spawn(health::serve(
             self.http,
-            // Query metrics arrive with QueryEvents; the endpoint is there for scrapers now.
-            health::routes(ready, Arc::new(Registry::default())),
+            health::routes(ready, Arc::new(registry)),
             stop.clone().cancelled_owned(),
         ));
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(ChaukasServerServiceServer::new(QueryService))
+                .add_service(ChaukasServerServiceServer::new(service.clone()))
+                .add_service(ChaukasClientServiceServer::new(service))
                 .serve_with_incoming_shutdown(
                     TcpIncoming::from(self.grpc),
                     stop.clone().cancelled_owned(),
@@ -127,16 +199,10 @@ impl BoundQuery {
         let (grpc, http) = tokio::join!(grpc, http);
         grpc.expect("grpc server task panicked")?;
         http.expect("http server task panicked")
-            .map_err(QueryError::Http)?;
+            .map_err(ServiceError::Http)?;
         tracing::info!("query service stopped");
         Ok(())
     }
-}
-
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not available in this build of chaukas-server yet"
-    ))
 }
 
 fn ingest_elsewhere(rpc: &str) -> Status {
@@ -145,9 +211,27 @@ fn ingest_elsewhere(rpc: &str) -> Status {
     ))
 }
 
-/// The handlers of the query service.
-#[derive(Debug, Clone, Default)]
-struct QueryService;
+/// The handlers of the query service, for both service names.
+#[derive(Clone)]
+struct QueryService {
+    clickhouse: clickhouse::Client,
+    tokens: Arc<PageTokens>,
+    metrics: Arc<QueryMetrics>,
+}
+
+impl QueryService {
+    #[tracing::instrument(name = "query_events", skip_all, fields(tenant))]
+    async fn query_events(&self, query: Option<QueryRequest>) -> Result<QueryResponse, Status> {
+        let started = Instant::now();
+        let result = async {
+            let query = events::validate(query.unwrap_or_default(), &self.tokens)?;
+            events::run(&self.clickhouse, &query, &self.tokens).await
+        }
+        .await;
+        self.metrics.observe("QueryEvents", started, result.is_ok());
+        result.map_err(|error| error.to_status())
+    }
+}
 
 #[tonic::async_trait]
 impl ChaukasServerService for QueryService {
@@ -183,15 +267,66 @@ impl ChaukasServerService for QueryService {
 
     async fn query_events(
         &self,
-        _request: Request<server::QueryEventsRequest>,
+        request: Request<server::QueryEventsRequest>,
     ) -> Result<Response<server::QueryEventsResponse>, Status> {
-        Err(not_yet("QueryEvents"))
+        let response = QueryService::query_events(self, request.into_inner().query).await?;
+        Ok(Response::new(server::QueryEventsResponse {
+            response: Some(response),
+        }))
     }
 
+    #[tracing::instrument(name = "get_event_stats", skip_all)]
     async fn get_event_stats(
         &self,
-        _request: Request<server::GetEventStatsRequest>,
+        request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
-        Err(not_yet("GetEventStats"))
+        let started = Instant::now();
+        let result = stats::run(&self.clickhouse, request.get_ref()).await;
+        self.metrics
+            .observe("GetEventStats", started, result.is_ok());
+        result.map(Response::new).map_err(|error| error.to_status())
+    }
+}
+
+#[tonic::async_trait]
+impl ChaukasClientService for QueryService {
+    async fn healthz(
+        &self,
+        _request: Request<client::HealthzRequest>,
+    ) -> Result<Response<client::HealthzResponse>, Status> {
+        Ok(Response::new(client::HealthzResponse {}))
+    }
+
+    async fn get_capabilities(
+        &self,
+        _request: Request<client::GetCapabilitiesRequest>,
+    ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
+        Ok(Response::new(client::GetCapabilitiesResponse {
+            capabilities: Some(chaukas_proto::capabilities()),
+        }))
+    }
+
+    async fn ingest_event(
+        &self,
+        _request: Request<client::IngestEventRequest>,
+    ) -> Result<Response<client::IngestEventResponse>, Status> {
+        Err(ingest_elsewhere("IngestEvent"))
+    }
+
+    async fn ingest_event_batch(
+        &self,
+        _request: Request<client::IngestEventBatchRequest>,
+    ) -> Result<Response<client::IngestEventBatchResponse>, Status> {
+        Err(ingest_elsewhere("IngestEventBatch"))
+    }
+
+    async fn query_events(
+        &self,
+        request: Request<client::QueryEventsRequest>,
+    ) -> Result<Response<client::QueryEventsResponse>, Status> {
+        let response = QueryService::query_events(self, request.into_inner().query).await?;
+        Ok(Response::new(client::QueryEventsResponse {
+            response: Some(response),
+        }))
     }
 }

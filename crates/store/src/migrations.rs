@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_claims",
         sql: include_str!("../migrations/0002_event_claims.sql"),
     },
+    Migration {
+        version: 3,
+        name: "query_aggregates",
+        sql: include_str!("../migrations/0003_query_aggregates.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

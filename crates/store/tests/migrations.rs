@@ -35,7 +35,19 @@ async fn migrate_creates_the_schema_once_and_records_it() {
     assert!(first.server_version.at_least(18, 16));
     assert_eq!(
         table_names(&config).await,
-        ["event_claims", "events", "schema_migrations"]
+        [
+            "event_claims",
+            "events",
+            "schema_migrations",
+            "session_spans",
+            "session_spans_mv",
+            "stats_session_minute",
+            "stats_session_minute_mv",
+            "stats_type_minute",
+            "stats_type_minute_mv",
+            "trace_spans",
+            "trace_spans_mv"
+        ]
     );
 
     let second = migrate(&config).await.unwrap();

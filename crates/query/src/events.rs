@@ -1,0 +1,370 @@
+//! QueryEvents: validation, the plan, and keyset paging.
+//!
+//! Semantics (also in the README): fields combine with AND; a repeated field matches any of
+//! its values; `tags` matches events carrying any listed tag; `text_query` is a
+//! case-insensitive substring of the event's human text; the time range includes its start
+//! and excludes its end; results are ordered by (event time, event id), newest first unless
+//! `order_by_time` is ASC. Events without a client timestamp sort by their ingest time.
+
+use chaukas_proto::common::v1::{Event, QueryFilter, QueryRequest, QueryResponse, SortOrder};
+use chaukas_store::timestamp_nanos;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::QueryError;
+use crate::page_token::{Cursor, PageTokens};
+use crate::sql::Sql;
+
+/// Page size when the request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page; larger requests are clamped to it.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// A validated QueryEvents request.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    filter: QueryFilter,
+    page_size: usize,
+    descending: bool,
+    cursor: Option<Cursor>,
+    digest: [u8; 32],
+    start_ns: Option<i64>,
+    end_ns: Option<i64>,
+}
+
+/// Checks a request and resolves its page token.
+pub fn validate(request: QueryRequest, tokens: &PageTokens) -> Result<EventQuery, QueryError> {
+    let filter = request.filter.unwrap_or_default();
+    if filter.tenant_id.is_empty() {
+        return Err(QueryError::invalid("query.filter.tenant_id is required"));
+    }
+    let page_size = match request.page_size {
+        size if size < 0 => {
+            return Err(QueryError::invalid(format!(
+                "query.page_size must not be negative (got {size}); use 0 for the default of {DEFAULT_PAGE_SIZE}"
+            )));
+        }
+        0 => DEFAULT_PAGE_SIZE,
+        size => usize::try_from(size)
+            .unwrap_or(MAX_PAGE_SIZE)
+            .min(MAX_PAGE_SIZE),
+    };
+    let descending = match SortOrder::try_from(request.order_by_time) {
+        Ok(SortOrder::Asc) => false,
+        Ok(SortOrder::Desc | SortOrder::Unspecified) => true,
+        Err(_) => {
+            return Err(QueryError::invalid(format!(
+                "query.order_by_time {} is not a SortOrder",
+                request.order_by_time
+            )));
+        }
+    };
+    let range = filter.time.as_ref();
+    let start_ns = range.and_then(|r| r.start.as_ref()).map(timestamp_nanos);
+    let end_ns = range.and_then(|r| r.end.as_ref()).map(timestamp_nanos);
+    if let (Some(start), Some(end)) = (start_ns, end_ns)
+        && start > end
+    {
+        return Err(QueryError::invalid(
+            "query.filter.time.start must not be after query.filter.time.end",
+        ));
+    }
+    let mut digest_input = filter.encode_to_vec();
+    digest_input.push(u8::from(descending));
+    let digest: [u8; 32] = Sha256::digest(&digest_input).into();
+    let cursor = if request.page_token.is_empty() {
+        None
+    } else {
+        Some(
+            tokens
+                .open(&request.page_token, &digest)
+                .map_err(|error| QueryError::invalid(error.to_string()))?,
+        )
+    };
+    Ok(EventQuery {
+        filter,
+        page_size,
+        descending,
+        cursor,
+        digest,
+        start_ns,
+        end_ns,
+    })
+}
+
+/// Project and time window an entity (a session or a trace) occupies.
+type Window = (String, i64, i64);
+
+/// Runs a validated query.
+pub async fn run(
+    client: &clickhouse::Client,
+    query: &EventQuery,
+    tokens: &PageTokens,
+) -> Result<QueryResponse, QueryError> {
+    let windows = narrowing_windows(client, &query.filter).await?;
+    if windows.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(QueryResponse::default());
+    }
+    let sql = events_sql(query, windows.as_deref());
+    #[derive(serde::Deserialize, clickhouse::Row)]
+    struct Found {
+        event_time_ns: i64,
+        event_id: String,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    }
+    let mut rows: Vec<Found> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let more = rows.len() > query.page_size;
+    rows.truncate(query.page_size);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some(last)) => tokens.issue(
+            &Cursor {
+                event_time_ns: last.event_time_ns,
+                event_id: last.event_id.clone(),
+            },
+            &query.digest,
+        ),
+        _ => String::new(),
+    };
+    let events = rows
+        .iter()
+        .map(|row| Event::decode(row.payload.as_slice()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| QueryError::Corrupt(error.to_string()))?;
+    Ok(QueryResponse {
+        events,
+        next_page_token,
+    })
+}
+
+/// For a session or trace filter, the projects and time windows that entity occupies (from
+/// the `session_spans` / `trace_spans` aggregates), so the events read is bounded by the
+/// entity instead of the tenant's history. `Some(empty)`: no such session or trace.
+async fn narrowing_windows(
+    client: &clickhouse::Client,
+    filter: &QueryFilter,
+) -> Result<Option<Vec<Window>>, QueryError> {
+    let (table, column, value) = if !filter.session_id.is_empty() {
+        ("session_spans", "session_id", &filter.session_id)
+    } else if !filter.trace_id.is_empty() {
+        ("trace_spans", "trace_id", &filter.trace_id)
+    } else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(&format!(
+        "SELECT project_id, minMerge(first_ns), maxMerge(last_ns) FROM {table} WHERE tenant_id = "
+    ));
+    sql.text(&filter.tenant_id)
+        .push(&format!(" AND {column} = "))
+        .text(value);
+    if !filter.project_id.is_empty() {
+        sql.push(" AND project_id = ").text(&filter.project_id);
+    }
+    sql.push(" GROUP BY project_id");
+    let windows: Vec<Window> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    Ok(Some(windows))
+}
+
+fn events_sql(query: &EventQuery, windows: Option<&[Window]>) -> Sql {
+    let filter = &query.filter;
+    let mut sql =
+        Sql::new("SELECT event_time_ns, event_id, payload FROM events WHERE tenant_id = ");
+    sql.text(&filter.tenant_id);
+    for (column, value) in [
+        ("project_id", &filter.project_id),
+        ("session_id", &filter.session_id),
+        ("agent_id", &filter.agent_id),
+        ("span_id", &filter.span_id),
+        ("trace_id", &filter.trace_id),
+    ] {
+        if !value.is_empty() {
+            sql.push(&format!(" AND {column} = ")).text(value);
+        }
+    }
+    if let Some(windows) = windows {
+        sql.push(" AND (");
+        for (index, (project, first, last)) in windows.iter().enumerate() {
+            if index > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("(project_id = ")
+                .text(project)
+                .push(" AND event_time_ns >= ")
+                .int(*first)
+                .push(" AND event_time_ns <= ")
+                .int(*last)
+                .push(")");
+        }
+        sql.push(")");
+    }
+    for (column, values) in [
+        ("event_type", &filter.types),
+        ("status", &filter.statuses),
+        ("severity", &filter.severities),
+    ] {
+        if !values.is_empty() {
+            sql.push(&format!(" AND {column} IN ("))
+                .ints(values.iter().map(|value| i64::from(*value)))
+                .push(")");
+        }
+    }
+    if !filter.tags.is_empty() {
+        sql.push(" AND hasAny(tags, [")
+            .texts(&filter.tags)
+            .push("])");
+    }
+    if !filter.text_query.is_empty() {
+        sql.push(" AND positionUTF8(search_text, ")
+            .text(&filter.text_query.to_lowercase())
+            .push(") > 0");
+    }
+    if let Some(start) = query.start_ns {
+        sql.push(" AND event_time_ns >= ").int(start);
+    }
+    if let Some(end) = query.end_ns {
+        sql.push(" AND event_time_ns < ").int(end);
+    }
+    if let Some(cursor) = &query.cursor {
+        // The plain bound lets the primary key skip what lies before the cursor; the tuple
+        // comparison breaks ties on the event id.
+        let (bound, after) = if query.descending {
+            ("<=", "<")
+        } else {
+            (">=", ">")
+        };
+        sql.push(&format!(" AND event_time_ns {bound} "))
+            .int(cursor.event_time_ns)
+            .push(&format!(" AND (event_time_ns, event_id) {after} ("))
+            .int(cursor.event_time_ns)
+            .push(", ")
+            .text(&cursor.event_id)
+            .push(")");
+    }
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    sql.push(&format!(
+        " ORDER BY event_time_ns {direction}, event_id {direction} LIMIT "
+    ))
+    .int(i64::try_from(query.page_size + 1).unwrap_or(i64::MAX));
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaukas_proto::common::v1::TimeRange;
+
+    fn tokens() -> PageTokens {
+        PageTokens::new("test")
+    }
+
+    fn request(filter: QueryFilter) -> QueryRequest {
+        QueryRequest {
+            filter: Some(filter),
+            ..QueryRequest::default()
+        }
+    }
+
+    fn tenant() -> QueryFilter {
+        QueryFilter {
+            tenant_id: "t".into(),
+            ..QueryFilter::default()
+        }
+    }
+
+    #[test]
+    fn tenant_is_required_and_page_sizes_are_checked() {
+        let error = validate(request(QueryFilter::default()), &tokens()).unwrap_err();
+        assert_eq!(error.to_string(), "query.filter.tenant_id is required");
+
+        let mut negative = request(tenant());
+        negative.page_size = -1;
+        assert!(
+            validate(negative, &tokens())
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
+
+        let mut huge = request(tenant());
+        huge.page_size = 50_000;
+        assert_eq!(validate(huge, &tokens()).unwrap().page_size, MAX_PAGE_SIZE);
+        assert_eq!(
+            validate(request(tenant()), &tokens()).unwrap().page_size,
+            DEFAULT_PAGE_SIZE
+        );
+        assert!(validate(request(tenant()), &tokens()).unwrap().descending);
+    }
+
+    #[test]
+    fn an_inverted_time_range_is_refused() {
+        let mut filter = tenant();
+        filter.time = Some(TimeRange {
+            start: Some(prost_types::Timestamp {
+                seconds: 10,
+                nanos: 0,
+            }),
+            end: Some(prost_types::Timestamp {
+                seconds: 5,
+                nanos: 0,
+            }),
+        });
+        assert!(validate(request(filter), &tokens()).is_err());
+    }
+
+    #[test]
+    fn a_token_only_works_for_its_own_query() {
+        let query = validate(request(tenant()), &tokens()).unwrap();
+        let token = tokens().issue(
+            &Cursor {
+                event_time_ns: 5,
+                event_id: "e".into(),
+            },
+            &query.digest,
+        );
+        let mut same = request(tenant());
+        same.page_token = token.clone();
+        assert_eq!(
+            validate(same, &tokens()).unwrap().cursor.unwrap().event_id,
+            "e"
+        );
+
+        let mut other = tenant();
+        other.project_id = "p".into();
+        let mut different = request(other);
+        different.page_token = token;
+        assert!(
+            validate(different, &tokens())
+                .unwrap_err()
+                .to_string()
+                .contains("different filter")
+        );
+    }
+
+    #[test]
+    fn the_sql_binds_every_filter_value() {
+        let filter = QueryFilter {
+            tenant_id: "t".into(),
+            project_id: "p".into(),
+            types: vec![1, 22],
+            tags: vec!["a".into()],
+            text_query: "Hello".into(),
+            ..QueryFilter::default()
+        };
+        let query = validate(request(filter), &tokens()).unwrap();
+        let sql = events_sql(&query, None);
+        assert_eq!(
+            sql.as_str(),
+            "SELECT event_time_ns, event_id, payload FROM events WHERE tenant_id = ? AND project_id = ? \
+             AND event_type IN (?, ?) AND hasAny(tags, [?]) AND positionUTF8(search_text, ?) > 0 \
+             ORDER BY event_time_ns DESC, event_id DESC LIMIT ?"
+        );
+    }
+}
