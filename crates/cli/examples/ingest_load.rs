@@ -43,7 +43,7 @@ fn event(run: u64, index: u64, tenants: u64) -> Event {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     Event {
         event_id: format!("load-{run}-{index}"),
-        tenant_id: format!("tenant-{}", index % tenants),
+        tenant_id: format!("tenant-{}", (index / 1000) % tenants),
         project_id: "load".into(),
         session_id: format!("session-{}", index / 50),
         trace_id: format!("trace-{}", index / 10),
