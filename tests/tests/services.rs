@@ -79,6 +79,8 @@ async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_canno
         .expect("capabilities are always present");
     assert_eq!(capabilities, chaukas_proto::capabilities());
     assert!(!capabilities.rbac && !capabilities.worm_retention && !capabilities.audit_proofs);
+    assert!(!capabilities.sso && !capabilities.distributed_query);
+    assert!(capabilities.policy_decisions && capabilities.data_access_events);
 
     let client_capabilities = ChaukasClientServiceClient::new(channel)
         .get_capabilities(client::GetCapabilitiesRequest {})

@@ -49,7 +49,9 @@ pub fn capabilities() -> common::v1::Capabilities {
         distributed_query: false,
         rbac: false,
         sso: false,
-        policy_decisions: false,
-        data_access_events: false,
+        // Policy-decision and data-access events are stored losslessly and queryable by
+        // type, tenant, session and text like every other event.
+        policy_decisions: true,
+        data_access_events: true,
     }
 }
