@@ -271,7 +271,10 @@ pub(crate) async fn serve(
         .add_service(
             ChaukasClientServiceServer::new(service).max_decoding_message_size(max_request_bytes),
         )
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

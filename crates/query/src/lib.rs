@@ -190,7 +190,7 @@ impl BoundQuery {
                 .add_service(ChaukasServerServiceServer::new(service.clone()))
                 .add_service(ChaukasClientServiceServer::new(service))
                 .serve_with_incoming_shutdown(
-                    TcpIncoming::from(self.grpc),
+                    TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                     stop.clone().cancelled_owned(),
                 ),
         );
