@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chaukas_bus::NatsConfig;
 use chaukas_gateway::GatewayConfig;
 use chaukas_proto::common::v1::Event;
+use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_store::ClickHouseConfig;
 use chaukas_testkit::TestDatabase;
@@ -212,6 +213,16 @@ impl Pipeline {
         }
     }
 
+    /// Distinct (tenant, event id) pairs in `events`: equal to the row count when nothing
+    /// was stored twice.
+    pub async fn distinct_keys(&self) -> u64 {
+        self.clickhouse_client()
+            .query("SELECT uniqExact(tenant_id, event_id) FROM events")
+            .fetch_one()
+            .await
+            .unwrap()
+    }
+
     /// Every stored event, decoded from its payload, ordered by event id.
     pub async fn stored_events(&self) -> Vec<Event> {
         #[derive(serde::Deserialize, clickhouse::Row)]
@@ -242,6 +253,35 @@ impl Pipeline {
                 .unwrap();
         }
         self.db.drop_database().await;
+    }
+}
+
+/// A database of the test's own with the schema applied, on the ClickHouse at `url` (the
+/// harness's by default): services are ready only once the schema exists.
+pub async fn migrated_database(url: Option<String>) -> (TestDatabase, ClickHouseConfig) {
+    let db = match url {
+        Some(url) => TestDatabase::new_on(url).await,
+        None => TestDatabase::new().await,
+    };
+    let clickhouse = ClickHouseConfig {
+        url: db.url.clone(),
+        database: db.name.clone(),
+        ..ClickHouseConfig::default()
+    };
+    chaukas_store::migrations::migrate(&clickhouse)
+        .await
+        .unwrap();
+    (db, clickhouse)
+}
+
+/// An IngestEventBatch request carrying `events`.
+pub fn batch_request(events: Vec<Event>) -> server::IngestEventBatchRequest {
+    server::IngestEventBatchRequest {
+        event_batch: Some(chaukas_proto::common::v1::EventBatch {
+            batch_id: "test-batch".into(),
+            events,
+            ..Default::default()
+        }),
     }
 }
 

@@ -2,20 +2,9 @@
 
 use std::time::Duration;
 
-use chaukas_proto::common::v1::{Event, EventBatch};
 use chaukas_proto::server::v1 as server;
-use chaukas_tests::Pipeline;
 use chaukas_tests::corpus::{every_kind_of_event, simple_event};
-
-fn batch(events: Vec<Event>) -> server::IngestEventBatchRequest {
-    server::IngestEventBatchRequest {
-        event_batch: Some(EventBatch {
-            batch_id: "batch-1".into(),
-            events,
-            ..EventBatch::default()
-        }),
-    }
-}
+use chaukas_tests::{Pipeline, batch_request};
 
 #[tokio::test]
 async fn every_type_content_and_optional_block_comes_back_as_sent() {
@@ -24,13 +13,13 @@ async fn every_type_content_and_optional_block_comes_back_as_sent() {
     let response = pipeline
         .server_client()
         .await
-        .ingest_event_batch(batch(sent.clone()))
+        .ingest_event_batch(batch_request(sent.clone()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(response.accepted_count, 19);
     assert_eq!(response.rejected_count, 0);
-    assert_eq!(response.batch_id, "batch-1");
+    assert_eq!(response.batch_id, "test-batch");
 
     assert_eq!(
         pipeline.wait_for_rows(19, Duration::from_secs(30)).await,
@@ -61,7 +50,7 @@ async fn a_batch_rejects_only_its_invalid_events() {
     let response = pipeline
         .server_client()
         .await
-        .ingest_event_batch(batch(events))
+        .ingest_event_batch(batch_request(events))
         .await
         .unwrap()
         .into_inner();
@@ -135,7 +124,7 @@ async fn the_same_event_sent_again_is_stored_once_inside_and_after_the_window() 
     }
     // The same event inside a differently composed batch: another message entirely.
     client
-        .ingest_event_batch(batch(vec![
+        .ingest_event_batch(batch_request(vec![
             event.clone(),
             simple_event("tenant-dup", "dup-2"),
         ]))

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chaukas_proto::common::v1::EventBatch;
 use chaukas_proto::server::v1 as server;
 use chaukas_testkit::{PrivateClickHouse, PrivateNats};
-use chaukas_tests::Pipeline;
 use chaukas_tests::corpus::simple_event;
+use chaukas_tests::{Pipeline, batch_request};
 
 #[tokio::test]
 async fn a_nats_outage_answers_unavailable_in_time_and_ingestion_resumes_on_its_own() {
@@ -71,14 +70,8 @@ async fn a_clickhouse_outage_is_absorbed_by_the_bus_and_drained_without_loss() {
                 let events = (0..100)
                     .map(|i| simple_event("tenant-ch", &format!("b{batch_number}-e{i}")))
                     .collect();
-                let request = server::IngestEventBatchRequest {
-                    event_batch: Some(EventBatch {
-                        events,
-                        ..EventBatch::default()
-                    }),
-                };
                 let response = client
-                    .ingest_event_batch(request)
+                    .ingest_event_batch(batch_request(events))
                     .await
                     .expect("the gateway keeps accepting while ClickHouse is down");
                 acked.fetch_add(
@@ -112,29 +105,21 @@ async fn a_clickhouse_outage_is_absorbed_by_the_bus_and_drained_without_loss() {
             .await,
         total
     );
-    let distinct: u64 = pipeline
-        .clickhouse_client()
-        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
-        .fetch_one()
-        .await
-        .unwrap();
+    let distinct = pipeline.distinct_keys().await;
     assert_eq!(distinct, total, "every acked event stored exactly once");
     pipeline.stop().await;
 }
 
 fn batch_of(tenant: &str, prefix: &str, count: usize) -> server::IngestEventBatchRequest {
-    server::IngestEventBatchRequest {
-        event_batch: Some(EventBatch {
-            events: (0..count)
-                .map(|i| {
-                    let mut event = simple_event(tenant, &format!("{prefix}-{i}"));
-                    event.agent_name = "x".repeat(900);
-                    event
-                })
-                .collect(),
-            ..EventBatch::default()
-        }),
-    }
+    batch_request(
+        (0..count)
+            .map(|i| {
+                let mut event = simple_event(tenant, &format!("{prefix}-{i}"));
+                event.agent_name = "x".repeat(900);
+                event
+            })
+            .collect(),
+    )
 }
 
 #[tokio::test]

@@ -7,14 +7,14 @@ use std::time::Duration;
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_client::ChaukasClientServiceClient;
 use chaukas_proto::common::v1::{
-    Event, EventBatch, EventType, MessageContent, QueryFilter, QueryRequest, SortOrder, TimeRange,
+    Event, EventType, MessageContent, QueryFilter, QueryRequest, SortOrder, TimeRange,
     event::Content,
 };
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_store::search::search_text;
-use chaukas_tests::Pipeline;
 use chaukas_tests::corpus::EVENT_TYPES;
+use chaukas_tests::{Pipeline, batch_request};
 use prost_types::Timestamp;
 use tonic::transport::Channel;
 
@@ -120,12 +120,7 @@ async fn ingest(pipeline: &Pipeline, events: &[Event]) {
     let mut client = pipeline.server_client().await;
     for chunk in events.chunks(500) {
         let response = client
-            .ingest_event_batch(server::IngestEventBatchRequest {
-                event_batch: Some(EventBatch {
-                    events: chunk.to_vec(),
-                    ..EventBatch::default()
-                }),
-            })
+            .ingest_event_batch(batch_request(chunk.to_vec()))
             .await
             .unwrap()
             .into_inner();
@@ -375,12 +370,7 @@ async fn paging_returns_every_event_once_in_order_while_ingestion_goes_on() {
                     })
                     .collect();
                 client
-                    .ingest_event_batch(server::IngestEventBatchRequest {
-                        event_batch: Some(EventBatch {
-                            events,
-                            ..EventBatch::default()
-                        }),
-                    })
+                    .ingest_event_batch(batch_request(events))
                     .await
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(100)).await;

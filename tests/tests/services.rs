@@ -9,8 +9,7 @@ use chaukas_proto::client::v1::chaukas_client_service_client::ChaukasClientServi
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_store::ClickHouseConfig;
-use chaukas_testkit::TestDatabase;
-use chaukas_tests::{channel, http_get};
+use chaukas_tests::{channel, http_get, migrated_database};
 use tokio::sync::oneshot;
 
 fn local_gateway_config() -> chaukas_gateway::GatewayConfig {
@@ -103,18 +102,6 @@ async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_canno
     );
 }
 
-/// A migrated database of the test's own: services are ready only once the schema exists.
-async fn migrated_database() -> (TestDatabase, ClickHouseConfig) {
-    let db = TestDatabase::new().await;
-    let config = ClickHouseConfig {
-        url: db.url.clone(),
-        database: db.name.clone(),
-        ..ClickHouseConfig::default()
-    };
-    chaukas_store::migrations::migrate(&config).await.unwrap();
-    (db, config)
-}
-
 fn writer_config(clickhouse: ClickHouseConfig) -> chaukas_writer::WriterConfig {
     let mut config = chaukas_writer::WriterConfig::default();
     config.writer.http_listen = "127.0.0.1:0".into();
@@ -139,7 +126,7 @@ async fn wait_for_readiness(addr: SocketAddr, status: u16, text: &str) {
 
 #[tokio::test]
 async fn writer_is_ready_only_when_nats_and_clickhouse_answer() {
-    let (db, clickhouse) = migrated_database().await;
+    let (db, clickhouse) = migrated_database(None).await;
     let writer = chaukas_writer::bind(&writer_config(clickhouse.clone()))
         .await
         .unwrap();
@@ -171,7 +158,7 @@ async fn query_service_answers_healthz_and_reports_clickhouse_readiness() {
     let mut config = chaukas_query::QueryConfig::default();
     config.query.grpc_listen = "127.0.0.1:0".into();
     config.query.http_listen = "127.0.0.1:0".into();
-    let (db, clickhouse) = migrated_database().await;
+    let (db, clickhouse) = migrated_database(None).await;
     config.clickhouse = clickhouse;
     let query = chaukas_query::bind(&config).await.unwrap();
     let (grpc, http) = (query.grpc_addr(), query.http_addr());

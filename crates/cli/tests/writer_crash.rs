@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chaukas_proto::common::v1::EventBatch;
 use chaukas_proto::server::v1 as server;
-use chaukas_tests::Pipeline;
 use chaukas_tests::corpus::simple_event;
+use chaukas_tests::{Pipeline, batch_request};
 
 const EVENTS: u64 = 100_000;
 const PER_BATCH: u64 = 500;
@@ -72,12 +71,7 @@ async fn a_writer_killed_mid_stream_loses_and_duplicates_nothing() {
                         })
                         .collect();
                     let response = client
-                        .ingest_event_batch(server::IngestEventBatchRequest {
-                            event_batch: Some(EventBatch {
-                                events,
-                                ..EventBatch::default()
-                            }),
-                        })
+                        .ingest_event_batch(batch_request(events))
                         .await
                         .expect("the gateway accepts while writers die");
                     let accepted = response.into_inner().accepted_count;
@@ -104,12 +98,7 @@ async fn a_writer_killed_mid_stream_loses_and_duplicates_nothing() {
         .await;
     writer.kill().unwrap();
     writer.wait().unwrap();
-    let distinct: u64 = pipeline
-        .clickhouse_client()
-        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
-        .fetch_one()
-        .await
-        .unwrap();
+    let distinct = pipeline.distinct_keys().await;
     let claims: u64 = pipeline
         .clickhouse_client()
         .query("SELECT count() FROM event_claims")
@@ -159,12 +148,7 @@ async fn send(pipeline: &Pipeline, prefix: &str, batches: u64) {
             })
             .collect();
         client
-            .ingest_event_batch(server::IngestEventBatchRequest {
-                event_batch: Some(EventBatch {
-                    events,
-                    ..EventBatch::default()
-                }),
-            })
+            .ingest_event_batch(batch_request(events))
             .await
             .unwrap();
     }
@@ -195,12 +179,7 @@ async fn two_writers_split_the_shards_and_the_survivor_takes_them_all() {
             .await,
         40_000
     );
-    let distinct: u64 = pipeline
-        .clickhouse_client()
-        .query("SELECT uniqExact(tenant_id, event_id) FROM events")
-        .fetch_one()
-        .await
-        .unwrap();
+    let distinct = pipeline.distinct_keys().await;
     assert_eq!(distinct, 40_000);
     pipeline.stop().await;
 }

@@ -167,10 +167,7 @@ impl Ingestor {
                 return Ok(());
             }
             Ok(Err(reason)) => reason,
-            Err(_) => format!(
-                "JetStream did not acknowledge within {} ms",
-                self.settings.publish_timeout_ms
-            ),
+            Err(_) => self.timeout_message(),
         };
         self.metrics.publish_failures.inc();
         tracing::warn!(reason = %failure, events = events.len(), "publish failed");
@@ -208,23 +205,36 @@ impl Ingestor {
                 .jetstream
                 .send_publish(self.nats.shard_subject(chunk.shard), publish)
                 .await
-                .map_err(|error| describe(&error.to_string()))?;
+                .map_err(|error| self.describe(&error.to_string()))?;
             acks.push(ack);
         }
         for ack in acks {
-            ack.await.map_err(|error| describe(&error.to_string()))?;
+            ack.await
+                .map_err(|error| self.describe(&error.to_string()))?;
         }
         Ok(())
     }
 }
 
-/// Turns a JetStream error into a sentence a caller can act on.
-fn describe(error: &str) -> String {
-    if error.contains("maximum bytes") || error.contains("maximum messages") {
-        format!("the event stream is full while storage catches up ({error})")
-    } else if error.contains("no responders") {
-        format!("no JetStream stream takes these events yet ({error})")
-    } else {
-        error.to_owned()
+impl Ingestor {
+    /// Turns a JetStream error into a sentence a caller can act on. The client's own ack
+    /// timeout and ours are the same length, so either may fire first: both read the same.
+    fn describe(&self, error: &str) -> String {
+        if error.contains("maximum bytes") || error.contains("maximum messages") {
+            format!("the event stream is full while storage catches up ({error})")
+        } else if error.contains("no responders") {
+            format!("no JetStream stream takes these events yet ({error})")
+        } else if error.contains("timed out") {
+            self.timeout_message()
+        } else {
+            error.to_owned()
+        }
+    }
+
+    fn timeout_message(&self) -> String {
+        format!(
+            "JetStream did not acknowledge within {} ms",
+            self.settings.publish_timeout_ms
+        )
     }
 }
