@@ -131,7 +131,8 @@ impl Batch {
     }
 }
 
-async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
+/// Hands a message back to JetStream for redelivery after `delay` (now when `None`).
+pub async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
     if let Err(error) = message.ack_with(AckKind::Nak(delay)).await {
         tracing::debug!(%error, "nak failed; the message is redelivered after ack_wait");
     }

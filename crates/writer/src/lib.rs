@@ -302,6 +302,9 @@ impl Loop<'_> {
                 Some(delivery) = incoming.recv() => {
                     if consumers.contains_key(&delivery.shard) {
                         batch.push(Held::new(delivery));
+                    } else {
+                        // Pulled just before its shard was given up: hand it straight back.
+                        flush::nak(&delivery.message, None).await;
                     }
                     batch.events() >= self.settings.max_batch_events
                 }
