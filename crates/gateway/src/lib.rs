@@ -142,9 +142,16 @@ impl BoundGateway {
             self.max_request_bytes,
             stop.clone().cancelled_owned(),
         ));
+        let router = http::router(
+            http::HttpState {
+                ingestor: self.ingestor.clone(),
+                max_request_bytes: self.max_request_bytes,
+            },
+            health::routes(ready, self.registry.clone()),
+        );
         let http = tokio::spawn(http::serve(
             self.http,
-            health::routes(ready, self.registry.clone()),
+            router,
             stop.clone().cancelled_owned(),
         ));
         shutdown.await;
