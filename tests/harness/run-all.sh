@@ -4,6 +4,7 @@
 #   2. the published contract's descriptors, from PyPI into a throwaway virtualenv
 #   3. NATS + ClickHouse test servers (tests/harness/servers.sh)
 #   4. cargo test for the whole workspace, including the contract test
+#   5. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -26,3 +27,6 @@ eval "$(bash tests/harness/servers.sh start)"
 
 step "cargo test --workspace"
 cargo test --workspace --no-fail-fast
+
+step "interop: published chaukas-sdk and chaukas-spec clients (PyPI) against the services"
+bash tests/interop/run.sh
