@@ -72,18 +72,7 @@ impl Pipeline {
         adjust: impl FnOnce(&mut GatewayConfig, &mut WriterConfig),
     ) -> Self {
         init_logs();
-        let db = match clickhouse_url {
-            Some(url) => TestDatabase::new_on(url).await,
-            None => TestDatabase::new().await,
-        };
-        let clickhouse = ClickHouseConfig {
-            url: db.url.clone(),
-            database: db.name.clone(),
-            ..ClickHouseConfig::default()
-        };
-        chaukas_store::migrations::migrate(&clickhouse)
-            .await
-            .unwrap();
+        let (db, clickhouse) = migrated_database(clickhouse_url).await;
         let nats = chaukas_testkit::nats_config();
         let mut gateway = GatewayConfig {
             nats: nats.clone(),

@@ -178,11 +178,22 @@ async fn protobuf_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
 }
 
-fn malformed(what: &str, error: &prost::DecodeError) -> HttpError {
-    HttpError::new(
-        StatusCode::BAD_REQUEST,
-        format!("body is not a valid binary {what}: {error}"),
-    )
+/// Authorizes the caller and decodes the body as the request message `T`, called `name`
+/// in the error a malformed body gets.
+async fn read_request<T: Message + Default>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    name: &str,
+) -> Result<T, HttpError> {
+    authorize(headers)?;
+    let bytes = protobuf_body(headers, body, state.max_request_bytes).await?;
+    T::decode(bytes).map_err(|error| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not a valid binary {name}: {error}"),
+        )
+    })
 }
 
 async fn ingest_one(
@@ -190,10 +201,13 @@ async fn ingest_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authorize(&headers)?;
-    let bytes = protobuf_body(&headers, body, state.max_request_bytes).await?;
-    let request = IngestEventRequest::decode(bytes)
-        .map_err(|error| malformed("chaukas.spec.client.v1.IngestEventRequest", &error))?;
+    let request: IngestEventRequest = read_request(
+        &state,
+        &headers,
+        body,
+        "chaukas.spec.client.v1.IngestEventRequest",
+    )
+    .await?;
     let event = request
         .event
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event is required"))?;
@@ -217,10 +231,13 @@ async fn ingest_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authorize(&headers)?;
-    let bytes = protobuf_body(&headers, body, state.max_request_bytes).await?;
-    let request = IngestEventBatchRequest::decode(bytes)
-        .map_err(|error| malformed("chaukas.spec.client.v1.IngestEventBatchRequest", &error))?;
+    let request: IngestEventBatchRequest = read_request(
+        &state,
+        &headers,
+        body,
+        "chaukas.spec.client.v1.IngestEventBatchRequest",
+    )
+    .await?;
     let batch = request
         .event_batch
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event_batch is required"))?;
