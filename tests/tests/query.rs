@@ -160,6 +160,18 @@ async fn all_pages(
     }
 }
 
+/// A pipeline holding the whole fixture, stored.
+async fn pipeline_with_fixture() -> (Pipeline, Vec<Event>) {
+    let pipeline = Pipeline::start().await;
+    let events = fixture();
+    ingest(&pipeline, &events).await;
+    let stored = pipeline
+        .wait_for_rows(events.len() as u64, Duration::from_secs(60))
+        .await;
+    assert_eq!(stored, events.len() as u64);
+    (pipeline, events)
+}
+
 fn tenant(tenant: &str) -> QueryFilter {
     QueryFilter {
         tenant_id: tenant.into(),
@@ -169,13 +181,7 @@ fn tenant(tenant: &str) -> QueryFilter {
 
 #[tokio::test]
 async fn every_filter_alone_and_combined_returns_exactly_the_expected_events() {
-    let pipeline = Pipeline::start().await;
-    let events = fixture();
-    ingest(&pipeline, &events).await;
-    assert_eq!(
-        pipeline.wait_for_rows(3000, Duration::from_secs(60)).await,
-        3000
-    );
+    let (pipeline, events) = pipeline_with_fixture().await;
     let mut client = pipeline.server_client().await;
 
     let window = TimeRange {
@@ -577,13 +583,7 @@ fn brute_stats(
 
 #[tokio::test]
 async fn stats_equal_brute_force_for_any_range_and_never_leak_tenants() {
-    let pipeline = Pipeline::start().await;
-    let events = fixture();
-    ingest(&pipeline, &events).await;
-    assert_eq!(
-        pipeline.wait_for_rows(3000, Duration::from_secs(60)).await,
-        3000
-    );
+    let (pipeline, events) = pipeline_with_fixture().await;
     let mut client = pipeline.server_client().await;
     let base = BASE_SECONDS * 1_000_000_000;
     let minute = 60_000_000_000;
