@@ -84,6 +84,21 @@ async fn sdk_routes_accept_protobuf_plain_and_gzipped_and_report_rejections() {
     assert_eq!(response.status, 202, "{response:?}");
 
     assert_eq!(pipeline.wait_for_rows(4, Duration::from_secs(30)).await, 4);
+
+    let capabilities = http_request(pipeline.http, "GET", "/v1/capabilities", &[], &[]).await;
+    assert_eq!(capabilities.status, 200, "{capabilities:?}");
+    let capabilities = json(&capabilities);
+    assert_eq!(capabilities["policy_decisions"], true);
+    assert_eq!(capabilities["data_access_events"], true);
+    for absent in [
+        "worm_retention",
+        "audit_proofs",
+        "distributed_query",
+        "rbac",
+        "sso",
+    ] {
+        assert_eq!(capabilities[absent], false, "{absent}");
+    }
     pipeline.stop().await;
 }
 

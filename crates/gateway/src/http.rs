@@ -3,6 +3,7 @@
 //!
 //! * `POST /events` (and `/v1/events`): body `chaukas.spec.client.v1.IngestEventRequest`.
 //! * `POST /events/batch` (and `/v1/events/batch`): body `IngestEventBatchRequest`.
+//! * `GET /v1/capabilities`: the OpenAPI document's `Capabilities` as JSON.
 //!
 //! Bodies are binary protobuf (`application/x-protobuf`, `application/protobuf` or
 //! `application/octet-stream`), optionally gzip-compressed (`Content-Encoding: gzip`).
@@ -21,7 +22,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use chaukas_common::health;
 use chaukas_proto::client::v1::{IngestEventBatchRequest, IngestEventRequest};
 use prost::Message;
@@ -46,6 +47,7 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/events", post(ingest_one))
         .route("/events/batch", post(ingest_batch))
         .route("/v1/events/batch", post(ingest_batch))
+        .route("/v1/capabilities", get(capabilities))
         .with_state(state)
         .merge(health_routes)
 }
@@ -261,4 +263,19 @@ async fn ingest_batch(
         })),
     )
         .into_response())
+}
+
+/// `GET /v1/capabilities`: the same answer as the GetCapabilities RPC, as JSON.
+async fn capabilities() -> Response {
+    let capabilities = chaukas_proto::capabilities();
+    axum::Json(json!({
+        "worm_retention": capabilities.worm_retention,
+        "audit_proofs": capabilities.audit_proofs,
+        "distributed_query": capabilities.distributed_query,
+        "rbac": capabilities.rbac,
+        "sso": capabilities.sso,
+        "policy_decisions": capabilities.policy_decisions,
+        "data_access_events": capabilities.data_access_events,
+    }))
+    .into_response()
 }
