@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use chaukas_bus::{INGEST_TIME_HEADER, NatsConfig};
+use chaukas_bus::{INGEST_TIME_HEADER, MessageChunk, NatsConfig};
 use chaukas_proto::common::v1::Event;
-use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::GatewaySettings;
@@ -153,11 +152,14 @@ impl Ingestor {
 
     #[tracing::instrument(name = "publish", skip_all, fields(events = events.len()))]
     async fn publish(&self, events: &[Event]) -> Result<(), IngestError> {
-        let bytes: usize = events.iter().map(Message::encoded_len).sum();
+        // Packing encodes every event once; its payload sizes are the bytes held in flight,
+        // so no separate pass over the events measures them again.
+        let chunks = chaukas_bus::pack(events, self.nats.shards, self.nats.max_message_bytes);
+        let bytes: usize = chunks.iter().map(|chunk| chunk.payload.len()).sum();
         let _permit = self.reserve(bytes)?;
         let started = Instant::now();
         let timeout = Duration::from_millis(self.settings.publish_timeout_ms);
-        let result = tokio::time::timeout(timeout, self.publish_and_wait(events)).await;
+        let result = tokio::time::timeout(timeout, self.publish_and_wait(chunks)).await;
         self.metrics
             .publish_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -189,12 +191,11 @@ impl Ingestor {
             })
     }
 
-    async fn publish_and_wait(&self, events: &[Event]) -> Result<(), String> {
+    async fn publish_and_wait(&self, chunks: Vec<MessageChunk>) -> Result<(), String> {
         let ingest_time_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos())
             .to_string();
-        let chunks = chaukas_bus::pack(events, self.nats.shards, self.nats.max_message_bytes);
         let mut acks = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let publish = PublishMessage::build()
