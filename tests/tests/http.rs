@@ -1,4 +1,5 @@
 //! The HTTP routes chaukas-sdk posts binary protobuf to: every status code it can get.
+//! (JSON bodies: `http_json.rs`.)
 
 use std::io::Write;
 use std::time::Duration;
@@ -142,12 +143,12 @@ async fn every_refusal_has_its_status_and_names_the_problem() {
         post(
             &pipeline,
             "/events",
-            &[("Content-Type", "application/json")],
-            b"{}",
+            &[("Content-Type", "application/xml")],
+            b"<event/>",
         )
         .await,
         415,
-        "application/x-protobuf",
+        "application/json or binary protobuf",
     );
     expect(
         post(

@@ -74,7 +74,7 @@ impl QueryForwarder {
         }
     }
 
-    async fn query_events(
+    pub(crate) async fn query_events(
         &self,
         query: Option<QueryRequest>,
     ) -> Result<server::QueryEventsResponse, Status> {
@@ -86,7 +86,7 @@ impl QueryForwarder {
             .map_err(|status| self.unreachable(status))
     }
 
-    async fn get_event_stats(
+    pub(crate) async fn get_event_stats(
         &self,
         request: server::GetEventStatsRequest,
     ) -> Result<server::GetEventStatsResponse, Status> {

@@ -24,18 +24,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chaukas_common::health;
+use chaukas_json::JsonMessage;
 use chaukas_proto::client::v1::{IngestEventBatchRequest, IngestEventRequest};
-use prost::Message;
+use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
+use chaukas_proto::server::v1::GetEventStatsRequest;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::GatewayError;
+use crate::grpc::QueryForwarder;
 use crate::ingest::{IngestError, Ingestor, RETRY_AFTER};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct HttpState {
     pub(crate) ingestor: Arc<Ingestor>,
+    /// Where `/v1/query` and `/v1/stats` go.
+    pub(crate) query: QueryForwarder,
     /// Largest body accepted, before and after gzip decompression.
     pub(crate) max_request_bytes: usize,
 }
@@ -47,6 +52,8 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/events", post(ingest_one))
         .route("/events/batch", post(ingest_batch))
         .route("/v1/events/batch", post(ingest_batch))
+        .route("/v1/query", post(query))
+        .route("/v1/stats", post(stats))
         .route("/v1/capabilities", get(capabilities))
         .with_state(state)
         .merge(health_routes)
@@ -112,34 +119,42 @@ fn authorize(_headers: &HeaderMap) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Reads the body as protobuf bytes: checks the content type, the size, and gunzips.
-async fn protobuf_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" | "application/octet-stream" => {}
-        "application/json" => {
-            return Err(HttpError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "JSON bodies are not accepted yet: send binary protobuf with Content-Type: application/x-protobuf",
-            ));
-        }
-        other => {
-            return Err(HttpError::new(
+/// How a body is encoded, from its `Content-Type`; answers to query routes use the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl Format {
+    fn of(headers: &HeaderMap) -> Result<Self, HttpError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match content_type.as_str() {
+            "application/x-protobuf" | "application/protobuf" | "application/octet-stream" => {
+                Ok(Self::Protobuf)
+            }
+            "application/json" => Ok(Self::Json),
+            json if json.starts_with("application/") && json.ends_with("+json") => Ok(Self::Json),
+            other => Err(HttpError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
-                    "Content-Type {other:?} is not supported: send binary protobuf as application/x-protobuf"
+                    "Content-Type {other:?} is not supported: send application/json or binary protobuf as application/x-protobuf"
                 ),
-            ));
+            )),
         }
     }
+}
+
+/// Reads the body within `limit` bytes, gunzipping it (the decompressed size is bounded too).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -180,22 +195,74 @@ async fn protobuf_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
 }
 
-/// Authorizes the caller and decodes the body as the request message `T`, called `name`
-/// in the error a malformed body gets.
-async fn read_request<T: Message + Default>(
+/// A request body decoded as `T`, with the format it came in.
+struct Decoded<T> {
+    message: T,
+    format: Format,
+}
+
+/// Authorizes the caller and decodes the body as `T`: binary protobuf, or JSON in either
+/// spelling. A JSON body may also be the bare `Bare` message (`Event` for `/events`), which
+/// `wrap` turns into `T`; `wrapper_keys` are the JSON keys that mark the wrapped form.
+async fn read_request<T, Bare>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-    name: &str,
-) -> Result<T, HttpError> {
+    wrapper_keys: &[&str],
+    wrap: impl FnOnce(Bare) -> T,
+) -> Result<Decoded<T>, HttpError>
+where
+    T: JsonMessage,
+    Bare: JsonMessage,
+{
     authorize(headers)?;
-    let bytes = protobuf_body(headers, body, state.max_request_bytes).await?;
-    T::decode(bytes).map_err(|error| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            format!("body is not a valid binary {name}: {error}"),
+    let format = Format::of(headers)?;
+    let bytes = read_body(headers, body, state.max_request_bytes).await?;
+    let invalid = |reason: String| HttpError::new(StatusCode::BAD_REQUEST, reason);
+    let message = match format {
+        Format::Protobuf => T::decode(bytes).map_err(|error| {
+            invalid(format!(
+                "body is not a valid binary {}: {error}",
+                T::FULL_NAME
+            ))
+        })?,
+        Format::Json => {
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|error| invalid(format!("body is not valid JSON: {error}")))?;
+            let wrapped = value
+                .as_object()
+                .is_some_and(|object| wrapper_keys.iter().any(|key| object.contains_key(*key)));
+            let described = |error: chaukas_json::JsonError| {
+                invalid(format!(
+                    "invalid JSON {}: {error}",
+                    if wrapped {
+                        T::FULL_NAME
+                    } else {
+                        Bare::FULL_NAME
+                    }
+                ))
+            };
+            if wrapped || wrapper_keys.is_empty() {
+                chaukas_json::from_value::<T>(value).map_err(described)?
+            } else {
+                wrap(chaukas_json::from_value::<Bare>(value).map_err(described)?)
+            }
+        }
+    };
+    Ok(Decoded { message, format })
+}
+
+/// An answer in the request's format: binary protobuf, or JSON in the OpenAPI spelling.
+fn answer<T: JsonMessage>(status: StatusCode, format: Format, message: &T) -> Response {
+    match format {
+        Format::Json => (status, axum::Json(chaukas_json::to_openapi(message))).into_response(),
+        Format::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            message.encode_to_vec(),
         )
-    })
+            .into_response(),
+    }
 }
 
 async fn ingest_one(
@@ -203,14 +270,13 @@ async fn ingest_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    let request: IngestEventRequest = read_request(
-        &state,
-        &headers,
-        body,
-        "chaukas.spec.client.v1.IngestEventRequest",
-    )
-    .await?;
+    let request: Decoded<IngestEventRequest> =
+        read_request(&state, &headers, body, &["event"], |event: Event| {
+            IngestEventRequest { event: Some(event) }
+        })
+        .await?;
     let event = request
+        .message
         .event
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event is required"))?;
     let event_id = event.event_id.clone();
@@ -233,14 +299,18 @@ async fn ingest_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    let request: IngestEventBatchRequest = read_request(
+    let request: Decoded<IngestEventBatchRequest> = read_request(
         &state,
         &headers,
         body,
-        "chaukas.spec.client.v1.IngestEventBatchRequest",
+        &["event_batch", "eventBatch"],
+        |batch: EventBatch| IngestEventBatchRequest {
+            event_batch: Some(batch),
+        },
     )
     .await?;
     let batch = request
+        .message
         .event_batch
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event_batch is required"))?;
     let outcome = state.ingestor.ingest_batch(batch.events).await?;
@@ -263,6 +333,62 @@ async fn ingest_batch(
         })),
     )
         .into_response())
+}
+
+/// `POST /v1/query`: a `QueryRequest` (JSON or protobuf) answered with a `QueryResponse`.
+async fn query(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let request: Decoded<QueryRequest> =
+        read_request(&state, &headers, body, &[], |request: QueryRequest| request).await?;
+    let response = state
+        .query
+        .query_events(Some(request.message))
+        .await?
+        .response
+        .unwrap_or_default();
+    Ok(answer(StatusCode::OK, request.format, &response))
+}
+
+/// `POST /v1/stats` (our addition to the document): `GetEventStatsRequest` in, response out.
+async fn stats(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let request: Decoded<GetEventStatsRequest> = read_request(
+        &state,
+        &headers,
+        body,
+        &[],
+        |request: GetEventStatsRequest| request,
+    )
+    .await?;
+    let response = state.query.get_event_stats(request.message).await?;
+    Ok(answer(StatusCode::OK, request.format, &response))
+}
+
+impl From<tonic::Status> for HttpError {
+    /// The query service's gRPC codes, as the HTTP statuses a REST caller expects.
+    fn from(status: tonic::Status) -> Self {
+        use tonic::Code;
+        let code = match status.code() {
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                StatusCode::BAD_REQUEST
+            }
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(code, status.message())
+    }
 }
 
 /// `GET /v1/capabilities`: the same answer as the GetCapabilities RPC, as JSON.

@@ -145,6 +145,7 @@ impl BoundGateway {
         let router = http::router(
             http::HttpState {
                 ingestor: self.ingestor.clone(),
+                query: self.query.clone(),
                 max_request_bytes: self.max_request_bytes,
             },
             health::routes(ready, self.registry.clone()),
