@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors clean
+.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-servers-stop: ## stop the test servers
 
 contract-descriptors: ## fetch the published chaukas-spec descriptors for the contract test
 	@bash tests/contract/published.sh target/contract
+
+openapi: ## regenerate docs/openapi.yaml from the wire contract (tests/contract/openapi.py)
+	@[ -x target/contract/venv/bin/python ] || bash tests/contract/published.sh target/contract
+	@target/contract/venv/bin/python tests/contract/openapi.py write
 
 clean: ## remove build output and local stack state (stop the stack first)
 	cargo clean

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every check, against real servers this script starts and always stops.
 #   1. formatting and lints (cargo fmt --check, clippy -D warnings)
-#   2. the published contract's descriptors, from PyPI into a throwaway virtualenv
+#   2. the published contract's descriptors, from PyPI into a throwaway virtualenv, and the
+#      check that docs/openapi.yaml is generated from them and valid
 #   3. NATS + ClickHouse test servers (tests/harness/servers.sh)
 #   4. cargo test for the whole workspace, including the contract test
 #   5. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
@@ -20,6 +21,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "published contract descriptors (PyPI: chaukas-spec-client, chaukas-spec-server)"
 bash tests/contract/published.sh "$TARGET/contract"
 export CHAUKAS_PUBLISHED_DESCRIPTORS="$TARGET/contract/published.binpb"
+
+step "docs/openapi.yaml matches the contract and is valid OpenAPI"
+"$TARGET/contract/venv/bin/python" tests/contract/openapi.py check
 
 step "test servers"
 trap 'bash tests/harness/servers.sh stop' EXIT

@@ -50,5 +50,5 @@ for port in $HTTP $WRITER $QHTTP; do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -n 20 "$DIR"/logs/*.log; exit 1; }
 done
 
-CHAUKAS_INTEROP_GRPC=127.0.0.1:$GRPC CHAUKAS_INTEROP_HTTP=http://127.0.0.1:$HTTP \
+CHAUKAS_INTEROP_GRPC=127.0.0.1:$GRPC CHAUKAS_INTEROP_HTTP=http://127.0.0.1:$HTTP CHAUKAS_INTEROP_BIN=$BIN \
   "$DIR/venv/bin/pytest" -q -p no:cacheprovider "$ROOT/tests/interop"

@@ -3,7 +3,11 @@ chaukas-sdk over HTTP, and by the gRPC stubs of chaukas-spec-client / chaukas-sp
 come back identical through QueryEvents. Run by tests/interop/run.sh."""
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 
@@ -16,6 +20,7 @@ from chaukas.spec.server.v1 import server_pb2, server_pb2_grpc
 
 GRPC = os.environ["CHAUKAS_INTEROP_GRPC"]
 HTTP = os.environ["CHAUKAS_INTEROP_HTTP"]
+BIN = os.environ["CHAUKAS_INTEROP_BIN"]
 
 
 def every_type(builder: EventBuilder) -> list:
@@ -132,3 +137,55 @@ def test_grpc_stubs_of_both_packages_ingest_and_query():
     assert {e.event_id for e in via_client.events} == {e.event_id for e in events}
     caps = client_stub.GetCapabilities(client_pb2.GetCapabilitiesRequest()).capabilities
     assert caps.policy_decisions and caps.data_access_events and not caps.rbac
+
+
+def test_sdk_file_mode_output_imports_completely(tmp_path):
+    """chaukas-sdk in file mode (its own process: the SDK caches its config) writes JSON
+    Lines; `chaukas import` loads them; every event comes back, timestamp as the file says."""
+    tenant = f"file-{uuid.uuid4()}"
+    output = tmp_path / "events.jsonl"
+    writer = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from chaukas.sdk.core.client import ChaukasClient
+        from chaukas.sdk.core.event_builder import EventBuilder
+        from test_published_clients import every_type
+
+        async def main():
+            client = ChaukasClient()
+            for _ in range(16):
+                await client.send_events(every_type(EventBuilder()))
+            await client.flush()
+            await client.close()
+
+        asyncio.run(main())
+        """
+    )
+    env = dict(
+        os.environ,
+        CHAUKAS_OUTPUT_MODE="file",
+        CHAUKAS_OUTPUT_FILE=str(output),
+        CHAUKAS_TENANT_ID=tenant,
+        CHAUKAS_PROJECT_ID="interop-file",
+    )
+    subprocess.run([sys.executable, "-c", writer], env=env, check=True)
+    lines = output.read_text().splitlines()
+    assert len(lines) == 16 * 19
+    written = {json.loads(line)["event_id"]: json.loads(line) for line in lines}
+
+    result = subprocess.run(
+        [BIN, "import", str(output), "--grpc", f"http://{GRPC}", "--quiet"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(lines)} accepted, 0 rejected" in result.stdout, result.stdout
+
+    stub = server_pb2_grpc.ChaukasServerServiceStub(grpc.insecure_channel(GRPC))
+    stored = wait_for(stub, tenant, len(lines))
+    assert set(stored) == set(written)
+    for event_id, line in written.items():
+        event = stored[event_id]
+        # The SDK wrote a naive UTC time: read back it is the same instant.
+        assert event.timestamp.ToDatetime().isoformat() == line["timestamp"]
+        assert events_pb2.EventType.Name(event.type) == line["type"]

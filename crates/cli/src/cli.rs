@@ -42,6 +42,29 @@ pub enum Command {
         #[arg(long)]
         server_only: bool,
     },
+    /// Loads JSON Lines written by chaukas-sdk in file mode (one event per line) into a
+    /// running stack through the gateway. Prints progress on stderr and a summary naming every
+    /// rejected line; exits 2 when some lines were rejected. Safe to repeat: duplicates are
+    /// stored once.
+    Import {
+        /// The .jsonl file, or `-` for standard input.
+        file: String,
+        /// gRPC address of a gateway.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        grpc: String,
+        /// Tenant for events without one.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Project for events without one.
+        #[arg(long)]
+        project: Option<String>,
+        /// Events per request.
+        #[arg(long, default_value_t = 500)]
+        batch_events: usize,
+        /// No progress line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 impl Command {
@@ -53,6 +76,7 @@ impl Command {
             Self::Query => "chaukas-query",
             Self::Migrate => "chaukas-migrate",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
+            Self::Import { .. } => "chaukas-import",
         }
     }
 }

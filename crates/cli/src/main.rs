@@ -43,6 +43,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             healthcheck::check(&grpc, server_only).await?;
             println!("healthy: {grpc}");
         }
+        Command::Import {
+            file,
+            grpc,
+            tenant,
+            project,
+            batch_events,
+            quiet,
+        } => {
+            let options = chaukas_import::ImportOptions {
+                tenant,
+                project,
+                batch_events,
+                ..chaukas_import::ImportOptions::new(grpc)
+            };
+            let mut progress = if quiet {
+                chaukas_import::Progress::quiet()
+            } else {
+                chaukas_import::Progress::stderr()
+            };
+            let report = chaukas_import::import_path(&file, &options, &mut progress).await?;
+            print!("{report}");
+            if !report.is_complete() {
+                std::process::exit(2);
+            }
+        }
         Command::Migrate => {
             let config: cli::MigrateConfig = chaukas_common::config::load(config_file)?;
             let report = chaukas_store::migrations::migrate(&config.clickhouse).await?;
