@@ -42,10 +42,12 @@ fn naive_utc(seconds: i64, nanos: i32) -> String {
 fn corpus(tenant: &str, copies: usize) -> Vec<Event> {
     (0..copies)
         .flat_map(|copy| {
-            every_kind_of_event(tenant).into_iter().map(move |mut event| {
-                event.event_id = format!("{}-copy-{copy:02}", event.event_id);
-                event
-            })
+            every_kind_of_event(tenant)
+                .into_iter()
+                .map(move |mut event| {
+                    event.event_id = format!("{}-copy-{copy:02}", event.event_id);
+                    event
+                })
         })
         .collect()
 }
@@ -68,7 +70,10 @@ async fn an_sdk_file_of_hundreds_of_events_imports_completely() {
         .unwrap();
     assert_eq!(report.accepted, 380, "{report}");
     assert!(report.is_complete(), "{report}");
-    assert_eq!(pipeline.wait_for_rows(380, Duration::from_secs(30)).await, 380);
+    assert_eq!(
+        pipeline.wait_for_rows(380, Duration::from_secs(30)).await,
+        380
+    );
     let mut expected = events;
     for event in &mut expected {
         // The naive timestamp keeps microseconds, as the SDK's isoformat() does.
@@ -100,7 +105,10 @@ async fn bad_lines_are_reported_by_number_and_the_good_ones_imported() {
         10,
         r#"{"event_id": "x", "tenant_id": "t-import-bad", "type": "EVENT_TYPE_TELEPORT"}"#.into(),
     ); // line 11
-    lines.insert(15, r#"{"event_id": "no-tenant", "type": "EVENT_TYPE_ERROR"}"#.into()); // line 16
+    lines.insert(
+        15,
+        r#"{"event_id": "no-tenant", "type": "EVENT_TYPE_ERROR"}"#.into(),
+    ); // line 16
     let file = lines.join("\n");
 
     let report = import(file.as_bytes(), &options(&pipeline), &mut Progress::quiet())
@@ -115,17 +123,36 @@ async fn bad_lines_are_reported_by_number_and_the_good_ones_imported() {
         (16, "tenant_id is required"),
     ];
     assert_eq!(
-        report.rejected.iter().map(|bad| bad.line).collect::<Vec<_>>(),
-        lines_and_words.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+        report
+            .rejected
+            .iter()
+            .map(|bad| bad.line)
+            .collect::<Vec<_>>(),
+        lines_and_words
+            .iter()
+            .map(|(line, _)| *line)
+            .collect::<Vec<_>>(),
         "{report}"
     );
     for (BadLine { line, reason }, (_, words)) in report.rejected.iter().zip(&lines_and_words) {
-        assert!(reason.contains(words), "line {line}: {reason:?} should mention {words:?}");
+        assert!(
+            reason.contains(words),
+            "line {line}: {reason:?} should mention {words:?}"
+        );
     }
     let summary = report.to_string();
-    assert!(summary.contains("19 accepted, 3 rejected, 1 blank"), "{summary}");
-    assert!(summary.contains("  line 11: type: unknown EventType"), "{summary}");
-    assert_eq!(pipeline.wait_for_rows(19, Duration::from_secs(30)).await, 19);
+    assert!(
+        summary.contains("19 accepted, 3 rejected, 1 blank"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  line 11: type: unknown EventType"),
+        "{summary}"
+    );
+    assert_eq!(
+        pipeline.wait_for_rows(19, Duration::from_secs(30)).await,
+        19
+    );
 
     // A tenant given on the command line fills events that have none.
     let fill = ImportOptions {
@@ -154,5 +181,8 @@ async fn no_gateway_is_a_clear_error() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(error.contains("cannot reach the gateway at http://127.0.0.1:"), "{error}");
+    assert!(
+        error.contains("cannot reach the gateway at http://127.0.0.1:"),
+        "{error}"
+    );
 }
