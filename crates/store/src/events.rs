@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{EventRow, StoreError};
@@ -13,9 +12,6 @@ use crate::{EventRow, StoreError};
 /// ids' lengths.
 const KEYS_PER_LOOKUP: usize = 2_000;
 const KEY_BYTES_PER_LOOKUP: usize = 96 * 1024;
-/// Lookup queries of one flush run side by side: each is small and mostly waits on the
-/// server, so a few at once cut the flush time without loading ClickHouse much.
-const LOOKUPS_IN_PARALLEL: usize = 4;
 
 /// Splits `items` into runs small enough for one lookup query; `size` is an item's bytes.
 fn lookup_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
@@ -55,54 +51,79 @@ pub struct ClaimRow {
 
 /// The stream sequence that claimed each of `keys`, for those that are claimed.
 ///
-/// The keys go in as two literal value lists, `tenant_id IN (?, ...) AND event_id IN (?,
-/// ...)`, every value bound (escaped by the client, never spliced), and the cross-product
-/// superset is narrowed to the exact pairs here. Literal lists on the leading key columns
-/// let ClickHouse 18.16 use the primary key; a tuple list or an `arrayJoin` subquery make it
-/// scan the whole table (measured: 82k rows read instead of 1M for 2000 recent keys).
+/// The keys travel as data, not SQL: they are inserted (RowBinary) into a temporary table of
+/// a ClickHouse session of this lookup's own, and the claims are selected with
+/// `tenant_id IN (SELECT ...) AND event_id IN (SELECT ...)`, which 18.16 answers from the
+/// primary key. Measured on 5.8M claims, 20k recent keys: 0.02 s, against 0.12 s for the
+/// same lookup as literal `IN` lists (0.1 s of it parsing the SQL) and far more writer CPU
+/// for binding them. The cross-product superset is narrowed to the exact pairs here. The
+/// session is private to the call, so concurrent lookups never see each other's keys, and
+/// ClickHouse drops its temporary table when the session ends.
 pub async fn claims(
     client: &clickhouse::Client,
     keys: &[EventKey],
 ) -> Result<HashMap<EventKey, u64>, StoreError> {
-    let wanted: HashSet<&EventKey> = keys.iter().collect();
-    // Collected first: a lazy `map` adapter inside the stream would make this future's
-    // `Send` depend on a closure's lifetimes, which callers spawning it cannot satisfy.
-    let lookups: Vec<_> = lookup_chunks(keys, |(tenant, id)| tenant.len() + id.len())
-        .into_iter()
-        .map(|chunk| claims_of_chunk(client, chunk))
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let session = client
+        .clone()
+        .with_setting("session_id", lookup_session_id())
+        .with_setting("session_timeout", "60");
+    let create = "CREATE TEMPORARY TABLE claim_lookup (tenant_id String, event_id String)";
+    session
+        .query(create)
+        .execute()
+        .await
+        .map_err(|source| StoreError::query(create, source))?;
+    let lookup: Vec<LookupKey> = keys
+        .iter()
+        .map(|(tenant_id, event_id)| LookupKey {
+            tenant_id: tenant_id.clone(),
+            event_id: event_id.clone(),
+        })
         .collect();
-    let mut results = futures_util::stream::iter(lookups).buffer_unordered(LOOKUPS_IN_PARALLEL);
-    let mut found = HashMap::new();
-    while let Some(rows) = results.next().await {
-        for (tenant_id, event_id, stream_seq) in rows? {
-            let key = (tenant_id, event_id);
-            if wanted.contains(&key) {
-                found.insert(key, stream_seq);
-            }
-        }
-    }
-    Ok(found)
-}
-
-async fn claims_of_chunk(
-    client: &clickhouse::Client,
-    chunk: &[EventKey],
-) -> Result<Vec<(String, String, u64)>, StoreError> {
-    let (tenants, ids) = distinct_parts(chunk.iter().map(|(t, e)| (t.as_str(), e.as_str())));
-    let sql = format!(
-        "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
-         WHERE tenant_id IN ({}) AND event_id IN ({}) GROUP BY tenant_id, event_id",
-        placeholders(tenants.len()),
-        placeholders(ids.len())
-    );
-    let mut query = client.query(&sql);
-    for value in tenants.iter().chain(&ids) {
-        query = query.bind(*value);
-    }
-    query
+    insert_rows(&session, "claim_lookup", lookup.iter()).await?;
+    let select = "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims \
+                  WHERE tenant_id IN (SELECT tenant_id FROM claim_lookup) \
+                  AND event_id IN (SELECT event_id FROM claim_lookup) \
+                  GROUP BY tenant_id, event_id";
+    let rows: Vec<(String, String, u64)> = session
+        .query(select)
         .fetch_all()
         .await
-        .map_err(|source| StoreError::query(&sql, source))
+        .map_err(|source| StoreError::query(select, source))?;
+    // The session would drop the table on expiry; dropping now frees the memory at once.
+    let _ = session
+        .query("DROP TEMPORARY TABLE IF EXISTS claim_lookup")
+        .execute()
+        .await;
+    let wanted: HashSet<&EventKey> = keys.iter().collect();
+    Ok(rows
+        .into_iter()
+        .map(|(tenant_id, event_id, stream_seq)| ((tenant_id, event_id), stream_seq))
+        .filter(|(key, _)| wanted.contains(key))
+        .collect())
+}
+
+/// A session id no other lookup uses: this process, a counter and the clock.
+fn lookup_session_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!(
+        "chaukas-claims-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A key as a row of the lookup table.
+#[derive(Serialize, Deserialize, clickhouse::Row)]
+struct LookupKey {
+    tenant_id: String,
+    event_id: String,
 }
 
 fn placeholders(count: usize) -> String {

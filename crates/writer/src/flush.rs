@@ -16,6 +16,7 @@
 //! check-then-claim race-free (see `leases`).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
@@ -138,20 +139,22 @@ pub async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
     }
 }
 
-/// What storing needs, borrowed from the writer.
-pub struct Flusher<'a> {
+/// What storing needs. Cheap to clone: the row insert of one batch runs as a task of its own
+/// while the next batch is being claimed.
+#[derive(Clone)]
+pub struct Flusher {
     /// ClickHouse, bound to the Chaukas database.
-    pub clickhouse: &'a clickhouse::Client,
+    pub clickhouse: clickhouse::Client,
     /// For dead letters.
-    pub jetstream: &'a jetstream::Context,
+    pub jetstream: jetstream::Context,
     /// Stream layout.
-    pub nats: &'a NatsConfig,
+    pub nats: NatsConfig,
     /// Timeouts and retry policy.
-    pub settings: &'a WriterSettings,
+    pub settings: WriterSettings,
     /// Lease renewals, for fencing.
-    pub leases: &'a LeaseTable,
+    pub leases: Arc<LeaseTable>,
     /// Where to count.
-    pub metrics: &'a WriterMetrics,
+    pub metrics: Arc<WriterMetrics>,
 }
 
 /// Why a flush handed its batch back.
@@ -172,40 +175,125 @@ pub enum FlushError {
     Timeout(Duration),
 }
 
-impl Flusher<'_> {
-    /// Stores `batch`, acks what was stored, hands back the rest. Returns whether the
-    /// flush succeeded (false: the caller backs off before the next one).
+/// A claimed batch whose rows are being inserted.
+///
+/// Pipelining: batch N's rows are inserted while batch N+1 is deduplicated and claimed. That
+/// keeps exactly-once: N's claims are in `event_claims` before N+1 looks its keys up, and if
+/// N's row insert fails its messages come back and find their own claims (the redelivery
+/// case). At most one insert is in flight, so memory stays bounded by two batches.
+#[derive(Default)]
+pub struct InFlight(Option<tokio::task::JoinHandle<bool>>);
+
+impl InFlight {
+    /// Waits for the insert in flight, if any; false when it failed.
+    pub async fn finish(&mut self) -> bool {
+        match self.0.take() {
+            Some(task) => task.await.unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
+/// What the claim step decided, as indices into the held messages (the insert task owns
+/// them).
+struct Claimed {
+    /// Messages to ack once the rows are in: `held` indices.
+    to_ack: Vec<usize>,
+    /// Rows to insert: (`held` index, row index).
+    inserts: Vec<(usize, usize)>,
+    shards: HashSet<u16>,
+    duplicates: usize,
+}
+
+impl Flusher {
+    /// Claims `batch` and starts inserting its rows in the background, after the previous
+    /// insert has finished. Returns false when this batch's claim step or the previous
+    /// insert failed (the caller backs off before the next flush).
     #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.held.len(), events = batch.events))]
-    pub async fn flush(&self, batch: &mut Batch) -> bool {
+    pub async fn flush(&self, batch: &mut Batch, in_flight: &mut InFlight) -> bool {
         let held = batch.take();
         if held.is_empty() {
-            return true;
+            return in_flight.finish().await;
         }
         let keep_alive = self.keep_alive(&held);
-        let result = self.store(&held).await;
-        keep_alive.abort();
-        match result {
-            Ok(stored) => {
-                for message in stored {
-                    if let Err(error) = message.ack().await {
-                        tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
-                    }
-                }
-                true
+        let claiming = Instant::now();
+        let claimed = self.claim(&held).await;
+        self.metrics
+            .claim_seconds
+            .observe(claiming.elapsed().as_secs_f64());
+        let previous_ok = in_flight.finish().await;
+        match claimed {
+            Ok(claimed) => {
+                let flusher = self.clone();
+                in_flight.0 = Some(tokio::spawn(async move {
+                    let stored = flusher.insert(held, claimed).await;
+                    keep_alive.abort();
+                    stored
+                }));
+                previous_ok
             }
             Err(error) => {
-                self.metrics.flush_failures.inc();
-                tracing::warn!(%error, messages = held.len(), "flush failed, handing the batch back");
-                for held in &held {
-                    nak(
-                        &held.message,
-                        Some(self.settings.retry_delay(held.delivered)),
-                    )
-                    .await;
-                }
+                keep_alive.abort();
+                self.hand_back(&held, &error).await;
                 false
             }
         }
+    }
+
+    async fn hand_back(&self, held: &[Held], error: &FlushError) {
+        self.metrics.flush_failures.inc();
+        tracing::warn!(%error, messages = held.len(), "flush failed, handing the batch back");
+        for held in held {
+            nak(
+                &held.message,
+                Some(self.settings.retry_delay(held.delivered)),
+            )
+            .await;
+        }
+    }
+
+    /// Inserts the claimed rows and acks; on failure hands every message back.
+    async fn insert(self, held: Vec<Held>, claimed: Claimed) -> bool {
+        let margin = self
+            .settings
+            .fencing_margin()
+            .expect("validated when the writer started");
+        let rows: Vec<&EventRow> = claimed
+            .inserts
+            .iter()
+            .filter_map(|(message, row)| held[*message].content.as_ref().ok()?.get(*row))
+            .collect();
+        let started = Instant::now();
+        let result = match self.fence(&claimed.shards, margin) {
+            Ok(()) => {
+                self.bounded(events::insert_events(&self.clickhouse, &rows))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            self.hand_back(&held, &error).await;
+            return false;
+        }
+        self.metrics
+            .insert_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rows_inserted.inc_by(rows.len() as u64);
+        self.metrics
+            .duplicates_skipped
+            .inc_by(claimed.duplicates as u64);
+        self.metrics.batch_events.observe(rows.len() as f64);
+        tracing::debug!(
+            rows = rows.len(),
+            duplicates = claimed.duplicates,
+            "flushed"
+        );
+        for index in claimed.to_ack {
+            if let Err(error) = held[index].message.ack().await {
+                tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
+            }
+        }
+        true
     }
 
     /// Sends in-progress acks for every held message while a flush runs, so a slow insert
@@ -226,17 +314,17 @@ impl Flusher<'_> {
         })
     }
 
-    /// Returns the messages to ack. Messages of shards this writer may not write any more
-    /// are handed back here and not returned.
-    async fn store<'h>(&self, held: &'h [Held]) -> Result<Vec<&'h jetstream::Message>, FlushError> {
+    /// Deduplicates and claims. Messages of shards this writer may not write any more are
+    /// handed back here and left out.
+    async fn claim(&self, held: &[Held]) -> Result<Claimed, FlushError> {
         let margin = self
             .settings
             .fencing_margin()
             .expect("validated when the writer started");
         let mut to_ack = Vec::with_capacity(held.len());
-        let mut rows: Vec<(&Held, &EventRow)> = Vec::new();
+        let mut rows: Vec<(usize, usize, &EventRow)> = Vec::new();
         let mut shards: HashSet<u16> = HashSet::new();
-        for item in held {
+        for (index, item) in held.iter().enumerate() {
             if !self.leases.may_write(item.shard, margin) {
                 nak(&item.message, None).await;
                 continue;
@@ -246,10 +334,15 @@ impl Flusher<'_> {
                 self.metrics.redeliveries.inc();
             }
             match &item.content {
-                Ok(events) => rows.extend(events.iter().map(|row| (item, row))),
+                Ok(events) => rows.extend(
+                    events
+                        .iter()
+                        .enumerate()
+                        .map(|(row_index, row)| (index, row_index, row)),
+                ),
                 Err(reason) => {
                     if self.dead_letter(item, reason).await {
-                        to_ack.push(&item.message);
+                        to_ack.push(index);
                     } else {
                         nak(
                             &item.message,
@@ -260,75 +353,74 @@ impl Flusher<'_> {
                     continue;
                 }
             }
-            to_ack.push(&item.message);
+            to_ack.push(index);
         }
 
         // First copy in stream order wins inside the batch.
-        rows.sort_by_key(|(item, _)| item.stream_seq);
+        rows.sort_by_key(|(index, _, _)| held[*index].stream_seq);
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(rows.len());
         let before = rows.len();
-        rows.retain(|(_, row)| seen.insert((row.tenant_id.as_str(), row.event_id.as_str())));
+        rows.retain(|(_, _, row)| seen.insert((row.tenant_id.as_str(), row.event_id.as_str())));
         let mut duplicates = before - rows.len();
 
         let keys: Vec<EventKey> = rows
             .iter()
-            .map(|(_, row)| (row.tenant_id.clone(), row.event_id.clone()))
+            .map(|(_, _, row)| (row.tenant_id.clone(), row.event_id.clone()))
             .collect();
-        let claiming = Instant::now();
-        let claims = self.bounded(events::claims(self.clickhouse, &keys)).await?;
-        let mut fresh: Vec<(&Held, &EventRow)> = Vec::new();
-        let mut reclaimed: Vec<&EventRow> = Vec::new();
-        for (item, row) in rows {
+        let claims = self
+            .bounded(events::claims(&self.clickhouse, &keys))
+            .await?;
+        let mut fresh: Vec<(usize, usize, &EventRow)> = Vec::new();
+        let mut reclaimed: Vec<(usize, usize, &EventRow)> = Vec::new();
+        for (index, row_index, row) in rows {
             match claims.get(&(row.tenant_id.clone(), row.event_id.clone())) {
-                None => fresh.push((item, row)),
-                Some(seq) if *seq == item.stream_seq => reclaimed.push(row),
+                None => fresh.push((index, row_index, row)),
+                Some(seq) if *seq == held[index].stream_seq => {
+                    reclaimed.push((index, row_index, row));
+                }
                 Some(_) => duplicates += 1,
             }
         }
-        let already_stored = if reclaimed.is_empty() {
-            HashSet::new()
-        } else {
-            self.bounded(events::stored(self.clickhouse, &reclaimed))
-                .await?
-        };
-        let before = reclaimed.len();
-        reclaimed
-            .retain(|row| !already_stored.contains(&(row.tenant_id.clone(), row.event_id.clone())));
-        duplicates += before - reclaimed.len();
+        if !reclaimed.is_empty() {
+            let candidates: Vec<&EventRow> = reclaimed.iter().map(|(_, _, row)| *row).collect();
+            let already_stored = self
+                .bounded(events::stored(&self.clickhouse, &candidates))
+                .await?;
+            let before = reclaimed.len();
+            reclaimed.retain(|(_, _, row)| {
+                !already_stored.contains(&(row.tenant_id.clone(), row.event_id.clone()))
+            });
+            duplicates += before - reclaimed.len();
+        }
 
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| {
                 i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
             });
-        let claims: Vec<ClaimRow> = fresh
+        let claim_rows: Vec<ClaimRow> = fresh
             .iter()
-            .map(|(item, row)| ClaimRow {
+            .map(|(index, _, row)| ClaimRow {
                 tenant_id: row.tenant_id.clone(),
                 event_id: row.event_id.clone(),
-                stream_seq: item.stream_seq,
+                stream_seq: held[*index].stream_seq,
                 claimed_at_ns: now_ns,
             })
             .collect();
-        let inserts: Vec<&EventRow> = fresh.iter().map(|(_, row)| *row).chain(reclaimed).collect();
         self.fence(&shards, margin)?;
-        self.bounded(events::insert_claims(self.clickhouse, &claims))
+        self.bounded(events::insert_claims(&self.clickhouse, &claim_rows))
             .await?;
-        self.metrics
-            .claim_seconds
-            .observe(claiming.elapsed().as_secs_f64());
-        self.fence(&shards, margin)?;
-        let started = Instant::now();
-        self.bounded(events::insert_events(self.clickhouse, &inserts))
-            .await?;
-        self.metrics
-            .insert_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.rows_inserted.inc_by(inserts.len() as u64);
-        self.metrics.duplicates_skipped.inc_by(duplicates as u64);
-        self.metrics.batch_events.observe(inserts.len() as f64);
-        tracing::debug!(rows = inserts.len(), duplicates, "flushed");
-        Ok(to_ack)
+        let inserts = fresh
+            .into_iter()
+            .chain(reclaimed)
+            .map(|(index, row_index, _)| (index, row_index))
+            .collect();
+        Ok(Claimed {
+            to_ack,
+            inserts,
+            shards,
+            duplicates,
+        })
     }
 
     /// Refuses to start a write if any shard's lease might expire before it ends.

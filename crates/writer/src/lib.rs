@@ -32,7 +32,7 @@ pub use config::{WriterConfig, WriterSettings};
 pub use metrics::WriterMetrics;
 
 use consumer::ShardMessage;
-use flush::{Batch, Flusher, Held};
+use flush::{Batch, Flusher, Held, InFlight};
 use leases::{LeaseEvent, LeaseKeeper};
 
 /// Messages buffered between the shard consumers and the writer loop: enough to keep the
@@ -253,13 +253,14 @@ impl Loop<'_> {
         let mut batch = Batch::default();
         let mut failures: i64 = 0;
         let flusher = Flusher {
-            clickhouse: self.clickhouse,
-            jetstream: self.jetstream,
-            nats: self.nats,
-            settings: self.settings,
-            leases: &table,
-            metrics: self.metrics,
+            clickhouse: self.clickhouse.clone(),
+            jetstream: self.jetstream.clone(),
+            nats: self.nats.clone(),
+            settings: self.settings.clone(),
+            leases: table.clone(),
+            metrics: self.metrics.clone(),
         };
+        let mut in_flight = InFlight::default();
         let mut age_check = tokio::time::interval(AGE_CHECK);
         let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
 
@@ -311,7 +312,7 @@ impl Loop<'_> {
                 _ = age_check.tick() => !batch.is_empty() && batch.age() >= max_age,
             };
             if flush_now {
-                if flusher.flush(&mut batch).await {
+                if flusher.flush(&mut batch, &mut in_flight).await {
                     failures = 0;
                 } else {
                     failures += 1;
@@ -333,7 +334,9 @@ impl Loop<'_> {
                 batch.push(Held::new(delivery));
             }
         }
-        if !flusher.flush(&mut batch).await {
+        let last_claimed = flusher.flush(&mut batch, &mut in_flight).await;
+        let last_inserted = in_flight.finish().await;
+        if !(last_claimed && last_inserted) {
             tracing::warn!("final flush failed; those messages are redelivered to the next owner");
         }
         for shard in consumers.keys() {

@@ -1,0 +1,19 @@
+//! `chaukas-bench`: end-to-end ingest and query figures for a running stack (`make up`),
+//! side by side with the raw limits of JetStream and ClickHouse measured in the same run.
+//! `make bench` runs the short profile; `--profile full` loads 10M events (docs/benchmarks.md).
+
+mod baselines;
+mod ingest;
+mod procs;
+mod query;
+mod report;
+mod stats;
+mod workload;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = report::Args::parse();
+    report::run(args).await
+}

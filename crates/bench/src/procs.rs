@@ -1,0 +1,81 @@
+//! CPU time and peak memory of the processes under test, from `/proc`.
+
+use std::path::Path;
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A process we account for.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub name: String,
+    pub pid: u32,
+}
+
+/// The stack's processes from the pid files `make up` writes (`.run/pids/<name>.pid`), and
+/// this process as `generator`.
+pub fn watched(pids_dir: &Path) -> Vec<Watched> {
+    let mut found = Vec::new();
+    for name in ["gateway", "writer", "query", "nats", "clickhouse"] {
+        let Ok(text) = std::fs::read_to_string(pids_dir.join(format!("{name}.pid"))) else {
+            continue;
+        };
+        if let Ok(pid) = text.trim().parse() {
+            found.push(Watched {
+                name: name.to_owned(),
+                pid,
+            });
+        }
+    }
+    found.push(Watched {
+        name: "generator".into(),
+        pid: std::process::id(),
+    });
+    found
+}
+
+/// CPU seconds (user + system) the process has used so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / TICKS_PER_SECOND)
+}
+
+/// Peak resident set size in MiB (VmHWM).
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// CPU seconds of every watched process, to subtract later.
+pub struct CpuMark(Vec<(String, u32, f64)>);
+
+impl CpuMark {
+    pub fn take(watched: &[Watched]) -> Self {
+        Self(
+            watched
+                .iter()
+                .filter_map(|w| Some((w.name.clone(), w.pid, cpu_seconds(w.pid)?)))
+                .collect(),
+        )
+    }
+
+    /// CPU seconds per 1000 events for each process since the mark.
+    pub fn per_thousand(&self, events: u64) -> Vec<(String, f64)> {
+        #[allow(clippy::cast_precision_loss)]
+        let thousands = (events as f64 / 1000.0).max(f64::MIN_POSITIVE);
+        self.0
+            .iter()
+            .filter_map(|(name, pid, before)| {
+                let after = cpu_seconds(*pid)?;
+                Some((name.clone(), (after - before) / thousands))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,496 @@
+//! The benchmark run: phases in order, the printed table, the JSON line in bench/results/.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use chaukas_bus::NatsConfig;
+use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
+use chaukas_store::ClickHouseConfig;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use tonic::transport::Endpoint;
+
+use crate::ingest::{self, Target, Transport};
+use crate::procs::{self, CpuMark};
+use crate::workload::Client;
+use crate::{baselines, query};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// Under 5 minutes: 1M events stored before the query figures.
+    Quick,
+    /// 10M events stored before the query figures; longer runs everywhere.
+    Full,
+}
+
+/// Benchmarks a running stack (`make up`).
+#[derive(Debug, Parser)]
+#[command(name = "chaukas-bench")]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "quick")]
+    profile: Profile,
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    grpc: String,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    #[arg(long, default_value = "http://127.0.0.1:8123")]
+    clickhouse: String,
+    #[arg(long, default_value = "chaukas")]
+    database: String,
+    /// Where `make up` keeps its pid files, to account CPU and memory per process.
+    #[arg(long, default_value = ".run/pids")]
+    pids: PathBuf,
+    /// Where results are appended as JSON lines.
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+    /// Git commit measured (the Makefile passes it).
+    #[arg(long, env = "CHAUKAS_BENCH_COMMIT", default_value = "unknown")]
+    commit: String,
+    /// Events per batch request in the closed-loop runs.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Requests in flight in the closed-loop runs.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u64,
+    /// Distinct tenants.
+    #[arg(long, default_value_t = 50)]
+    tenants: u64,
+}
+
+struct Plan {
+    baseline_events: usize,
+    grpc_events: u64,
+    http_events: u64,
+    unary_seconds: u64,
+    open_seconds: u64,
+    open_batch: usize,
+    load_target: u64,
+    query_runs: usize,
+}
+
+impl Plan {
+    fn of(profile: Profile) -> Self {
+        match profile {
+            Profile::Quick => Self {
+                baseline_events: 200_000,
+                grpc_events: 600_000,
+                http_events: 300_000,
+                unary_seconds: 5,
+                open_seconds: 15,
+                open_batch: 100,
+                load_target: 1_000_000,
+                query_runs: 100,
+            },
+            Profile::Full => Self {
+                baseline_events: 500_000,
+                grpc_events: 2_000_000,
+                http_events: 1_000_000,
+                unary_seconds: 15,
+                open_seconds: 60,
+                open_batch: 100,
+                load_target: 10_000_000,
+                query_runs: 500,
+            },
+        }
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| round(kib / 1024.0 / 1024.0));
+    let nats_version = std::process::Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        "cpu_model": cpu,
+        "memory_gib": memory_gib,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "nats_server": nats_version,
+    })
+}
+
+fn line(name: &str, value: String, target: &str, met: Option<bool>) {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "",
+    };
+    println!("  {name:<44} {value:>22}  {target:<22} {verdict}");
+}
+
+fn opt_ms(value: Option<f64>) -> String {
+    value.map_or("-".into(), |ms| format!("{ms:.2} ms"))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let plan = Plan::of(args.profile);
+    let run = format!(
+        "r{}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() % 100_000_000
+    );
+    let watched = procs::watched(&args.pids);
+    let channel = Endpoint::from_shared(args.grpc.clone())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("no gateway at {} (run `make up`)", args.grpc))?;
+    let clickhouse_config = ClickHouseConfig {
+        url: args.clickhouse.clone(),
+        database: args.database.clone(),
+        ..ClickHouseConfig::default()
+    };
+    let target = Target {
+        grpc: ChaukasServerServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+        http: args.http.parse().context("--http is host:port")?,
+        clickhouse: clickhouse_config.client()?,
+        run: run.clone(),
+        tenants: args.tenants,
+    };
+    let clickhouse_version: String = target
+        .clickhouse
+        .query("SELECT version()")
+        .fetch_one()
+        .await
+        .context("ClickHouse")?;
+    let nats_config = NatsConfig {
+        url: args.nats.clone(),
+        ..NatsConfig::default()
+    };
+    let nats = nats_config.connect().await?;
+    println!(
+        "chaukas-bench {run} ({:?} profile), commit {}",
+        args.profile, args.commit
+    );
+
+    // Baselines: the same event bytes, no Chaukas service in between.
+    let mut generator = Client::new(&format!("{run}-raw"), 0, args.tenants);
+    let mut baseline_events = Vec::with_capacity(plan.baseline_events);
+    for client in 0..64 {
+        generator = Client::new(&format!("{run}-raw"), client, args.tenants);
+        baseline_events.extend(generator.batch(plan.baseline_events / 64));
+    }
+    drop(generator);
+    #[allow(clippy::cast_precision_loss)]
+    let mean_bytes = baseline_events
+        .iter()
+        .map(prost::Message::encoded_len)
+        .sum::<usize>() as f64
+        / baseline_events.len() as f64;
+    println!(
+        "  baselines over {} events of {mean_bytes:.0} bytes on average",
+        baseline_events.len()
+    );
+    let raw_jetstream =
+        baselines::jetstream_per_event(&nats, &nats_config, &run, &baseline_events).await?;
+    let raw_jetstream_packed =
+        baselines::jetstream_packed(&nats, &nats_config, &run, &baseline_events, args.batch)
+            .await?;
+    let raw_clickhouse =
+        baselines::clickhouse_insert(&clickhouse_config, &run, &baseline_events).await?;
+    drop(baseline_events);
+
+    // End to end, closed loop: the maximum rate. Every phase starts with merges settled.
+    let settle = Duration::from_secs(60);
+    target.settle(settle).await?;
+    let mark = CpuMark::take(&watched);
+    let grpc = ingest::closed_loop(
+        &target,
+        Transport::Grpc,
+        plan.grpc_events,
+        args.batch,
+        args.concurrency,
+        0,
+    )
+    .await?;
+    let cpu = mark.per_thousand(grpc.events);
+    target.settle(settle).await?;
+    let http = ingest::closed_loop(
+        &target,
+        Transport::Http,
+        plan.http_events,
+        args.batch,
+        args.concurrency,
+        1_000,
+    )
+    .await?;
+    target.settle(settle).await?;
+    let (unary_rate, unary_latency) =
+        ingest::unary(&target, 64, Duration::from_secs(plan.unary_seconds), 2_000).await?;
+
+    // Open loop at half the maximum: ack latency and ingest -> queryable.
+    let half = grpc.stored_per_second / 2.0;
+    target.settle(settle).await?;
+    let open = ingest::open_loop(
+        &target,
+        half,
+        plan.open_batch,
+        Duration::from_secs(plan.open_seconds),
+        3_000,
+        args.concurrency * 4,
+    )
+    .await?;
+
+    // Query figures once `load_target` events are stored.
+    let stored = target.stored_rows().await?;
+    if stored < plan.load_target {
+        println!(
+            "  loading {} more events for the query figures",
+            plan.load_target - stored
+        );
+        ingest::closed_loop(
+            &target,
+            Transport::Grpc,
+            plan.load_target - stored,
+            args.batch,
+            args.concurrency,
+            0,
+        )
+        .await?;
+    }
+    let stored = target.stored_rows().await?;
+    target.settle(settle).await?;
+    let mut grpc_client = target.grpc.clone();
+    let cases = query::cases(
+        &mut grpc_client,
+        &run,
+        args.tenants,
+        plan.grpc_events / args.concurrency,
+    )
+    .await?;
+    let mut query_idle = Vec::new();
+    for case in &cases {
+        query_idle.push(query::measure(&mut grpc_client, case, plan.query_runs).await?);
+    }
+    let background = {
+        let target = target.clone();
+        let seconds = plan.open_seconds.max(30) * 4;
+        tokio::spawn(async move {
+            ingest::open_loop(
+                &target,
+                half,
+                plan.open_batch,
+                Duration::from_secs(seconds),
+                4_000,
+                32,
+            )
+            .await
+        })
+    };
+    let mut query_busy = Vec::new();
+    for case in &cases {
+        query_busy.push(query::measure(&mut grpc_client, case, plan.query_runs).await?);
+    }
+    background.abort();
+
+    let rss: Vec<(String, Option<f64>)> = watched
+        .iter()
+        .map(|w| (w.name.clone(), procs::peak_rss_mib(w.pid)))
+        .collect();
+    let limit = raw_jetstream.min(raw_clickhouse);
+
+    println!();
+    println!("  {:<44} {:>22}  {:<22}", "figure", "measured", "target");
+    line(
+        "raw JetStream publish, 1 msg/event (a)",
+        format!("{raw_jetstream:.0} ev/s"),
+        "",
+        None,
+    );
+    line(
+        "raw JetStream publish, gateway packing (a')",
+        format!("{raw_jetstream_packed:.0} ev/s"),
+        "",
+        None,
+    );
+    line(
+        "raw ClickHouse insert, same rows (b)",
+        format!("{raw_clickhouse:.0} rows/s"),
+        "",
+        None,
+    );
+    line(
+        "end to end gRPC batched (acked+stored)",
+        format!("{:.0} ev/s", grpc.stored_per_second),
+        ">= 100000 ev/s",
+        Some(grpc.stored_per_second >= 100_000.0),
+    );
+    line(
+        "  gateway acked rate",
+        format!("{:.0} ev/s", grpc.acked_per_second),
+        "",
+        None,
+    );
+    line(
+        "end to end / min(a, b)",
+        format!("{:.2}", grpc.stored_per_second / limit),
+        ">= 0.5",
+        Some(grpc.stored_per_second / limit >= 0.5),
+    );
+    line(
+        "end to end / raw JetStream (a)",
+        format!("{:.2}", grpc.stored_per_second / raw_jetstream),
+        ">= 0.5",
+        Some(grpc.stored_per_second / raw_jetstream >= 0.5),
+    );
+    line(
+        "end to end / raw JetStream packed (a')",
+        format!("{:.2}", grpc.stored_per_second / raw_jetstream_packed),
+        "",
+        None,
+    );
+    line(
+        "end to end HTTP protobuf batched",
+        format!("{:.0} ev/s", http.stored_per_second),
+        "",
+        None,
+    );
+    line(
+        "unary IngestEvent (64 in flight)",
+        format!("{unary_rate:.0} ev/s"),
+        ">= 25000 ev/s",
+        Some(unary_rate >= 25_000.0),
+    );
+    line(
+        &format!("open loop at {half:.0} ev/s: achieved"),
+        format!("{:.0} ev/s", open.achieved_rate),
+        "",
+        None,
+    );
+    let ack_p99 = open.ack.quantile_ms(0.99);
+    line(
+        "  ack p50 / p99 / p999",
+        format!(
+            "{} / {} / {}",
+            opt_ms(open.ack.quantile_ms(0.5)),
+            opt_ms(ack_p99),
+            opt_ms(open.ack.quantile_ms(0.999))
+        ),
+        "p99 <= 5 ms",
+        ack_p99.map(|p99| p99 <= 5.0),
+    );
+    let queryable_p99 = open.queryable.quantile_ms(0.99);
+    line(
+        "  ingest -> queryable p50 / p99",
+        format!(
+            "{} / {}",
+            opt_ms(open.queryable.quantile_ms(0.5)),
+            opt_ms(queryable_p99)
+        ),
+        "p99 <= 1000 ms",
+        queryable_p99.map(|p99| p99 <= 1000.0),
+    );
+    println!("  query figures with {stored} events stored (idle | ingesting at {half:.0} ev/s):");
+    let mut query_json = Vec::new();
+    for ((case, idle), busy) in cases.iter().zip(&query_idle).zip(&query_busy) {
+        let budget = if case.name.starts_with("GetEventStats") {
+            20.0
+        } else {
+            25.0
+        };
+        let p99 = idle.quantile_ms(0.99);
+        line(
+            &format!("  {}", case.name),
+            format!(
+                "{}/{} | {}/{}",
+                opt_ms(idle.quantile_ms(0.5)).trim_end_matches(" ms"),
+                opt_ms(p99),
+                opt_ms(busy.quantile_ms(0.5)).trim_end_matches(" ms"),
+                opt_ms(busy.quantile_ms(0.99)),
+            ),
+            &format!("p99 <= {budget} ms"),
+            p99.map(|p99| p99 <= budget),
+        );
+        query_json.push(json!({
+            "name": case.name, "idle": idle.summary(), "ingesting": busy.summary(),
+        }));
+    }
+    println!("  CPU seconds per 1k events (gRPC closed loop) and peak RSS:");
+    for (name, seconds) in &cpu {
+        let peak = rss
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, mib)| *mib);
+        let (target, met) = if name == "gateway" {
+            ("RSS <= 50 MiB", peak.map(|mib| mib <= 50.0))
+        } else {
+            ("", None)
+        };
+        line(
+            &format!("  {name}"),
+            format!(
+                "{seconds:.4} s, {}",
+                peak.map_or("-".into(), |mib| format!("{mib:.0} MiB"))
+            ),
+            target,
+            met,
+        );
+    }
+
+    let record = json!({
+        "run": run,
+        "time_unix": SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
+        "commit": args.commit,
+        "profile": format!("{:?}", args.profile).to_lowercase(),
+        "machine": machine(),
+        "clickhouse_version": clickhouse_version,
+        "settings": {"batch": args.batch, "concurrency": args.concurrency, "tenants": args.tenants,
+                     "mean_event_bytes": round(mean_bytes)},
+        "baselines": {"jetstream_per_event_eps": round(raw_jetstream),
+                      "jetstream_packed_eps": round(raw_jetstream_packed),
+                      "clickhouse_insert_rps": round(raw_clickhouse)},
+        "end_to_end": {
+            "grpc": {"events": grpc.events, "acked_eps": round(grpc.acked_per_second),
+                     "stored_eps": round(grpc.stored_per_second), "ack": grpc.ack.summary()},
+            "http": {"events": http.events, "acked_eps": round(http.acked_per_second),
+                     "stored_eps": round(http.stored_per_second)},
+            "ratio_to_min_baseline": round(grpc.stored_per_second / limit),
+            "ratio_to_jetstream": round(grpc.stored_per_second / raw_jetstream),
+            "ratio_to_jetstream_packed": round(grpc.stored_per_second / raw_jetstream_packed),
+        },
+        "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
+        "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
+                      "errors": open.errors, "ack": open.ack.summary(),
+                      "queryable": open.queryable.summary()},
+        "query": {"stored_events": stored, "cases": query_json},
+        "cpu_seconds_per_1k_events": cpu.iter().map(|(n, s)| (n.clone(), json!(round(s * 10_000.0) / 10_000.0))).collect::<serde_json::Map<_, _>>(),
+        "peak_rss_mib": rss.iter().map(|(n, m)| (n.clone(), json!(m.map(round)))).collect::<serde_json::Map<_, _>>(),
+    });
+    std::fs::create_dir_all(&args.results)?;
+    let path = args.results.join("results.jsonl");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    writeln!(file, "{record}")?;
+    println!("\n  appended to {}", path.display());
+    Ok(())
+}
