@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors openapi clean
+.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors openapi lint-deploy bench bench-full clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ test-servers-stop: ## stop the test servers
 
 contract-descriptors: ## fetch the published chaukas-spec descriptors for the contract test
 	@bash tests/contract/published.sh target/contract
+
+lint-deploy: ## render + lint the Helm chart, validate manifests and docker-compose.yml (offline)
+	@bash tests/deploy/run.sh
+
+bench: ## short benchmark (< 5 min) on a fresh stack of its own; appends to bench/results/
+	@bash bench/run.sh quick
+
+bench-full: ## the long benchmark: 10M events stored before the query figures
+	@bash bench/run.sh full
 
 openapi: ## regenerate docs/openapi.yaml from the wire contract (tests/contract/openapi.py)
 	@[ -x target/contract/venv/bin/python ] || bash tests/contract/published.sh target/contract

@@ -3,9 +3,10 @@
 #   1. formatting and lints (cargo fmt --check, clippy -D warnings)
 #   2. the published contract's descriptors, from PyPI into a throwaway virtualenv, and the
 #      check that docs/openapi.yaml is generated from them and valid
-#   3. NATS + ClickHouse test servers (tests/harness/servers.sh)
-#   4. cargo test for the whole workspace, including the contract test
-#   5. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
+#   3. the deployment files (make lint-deploy: chart rendered and validated, compose checked)
+#   4. NATS + ClickHouse test servers (tests/harness/servers.sh)
+#   5. cargo test for the whole workspace, including the contract test
+#   6. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -24,6 +25,10 @@ export CHAUKAS_PUBLISHED_DESCRIPTORS="$TARGET/contract/published.binpb"
 
 step "docs/openapi.yaml matches the contract and is valid OpenAPI"
 "$TARGET/contract/venv/bin/python" tests/contract/openapi.py check
+
+step "deploy files: Helm chart and docker-compose.yml (make lint-deploy)"
+cargo build --quiet -p chaukas
+bash tests/deploy/run.sh
 
 step "test servers"
 trap 'bash tests/harness/servers.sh stop' EXIT

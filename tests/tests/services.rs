@@ -61,9 +61,10 @@ async fn gateway_answers_healthz_under_both_service_names_and_stops_on_signal() 
 
 #[tokio::test]
 async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_cannot_be_served() {
-    let gateway = chaukas_gateway::bind(&local_gateway_config())
-        .await
-        .unwrap();
+    let mut config = local_gateway_config();
+    // A port nothing listens on, whatever else runs on this machine.
+    config.gateway.query_endpoint = format!("http://127.0.0.1:{}", chaukas_testkit::free_port());
+    let gateway = chaukas_gateway::bind(&config).await.unwrap();
     let grpc = gateway.grpc_addr();
     let _running = tokio::spawn(gateway.serve(std::future::pending()));
     let channel = channel(grpc).await;

@@ -14,6 +14,7 @@
 
 mod config;
 mod envelope;
+pub mod kv;
 
 pub use config::NatsConfig;
 pub use envelope::{

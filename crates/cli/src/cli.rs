@@ -33,11 +33,18 @@ pub enum Command {
     Query,
     /// Creates the ClickHouse database and applies pending schema migrations, then exits.
     Migrate,
-    /// Exits 0 when the gRPC endpoint answers Healthz under every service name it serves.
+    /// Loads the configuration of every role (defaults, --config file, CHAUKAS_* variables)
+    /// and exits 0 if all of it is valid, naming the first bad key otherwise.
+    CheckConfig,
+    /// Exits 0 when the gRPC endpoint answers Healthz under every service name it serves,
+    /// or, with --http, when a health URL (e.g. a writer's /readyz) answers 200.
     Healthcheck {
         /// gRPC address of a gateway or query service.
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         grpc: String,
+        /// Check this HTTP URL instead of gRPC.
+        #[arg(long)]
+        http: Option<String>,
         /// Check only ChaukasServerService (the query service serves no client service).
         #[arg(long)]
         server_only: bool,
@@ -75,6 +82,7 @@ impl Command {
             Self::Writer => "chaukas-writer",
             Self::Query => "chaukas-query",
             Self::Migrate => "chaukas-migrate",
+            Self::CheckConfig => "chaukas-check-config",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
         }

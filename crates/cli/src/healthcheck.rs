@@ -37,3 +37,32 @@ pub async fn check(address: &str, server_only: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// GETs `url` (e.g. `http://127.0.0.1:8081/readyz`) and fails unless it answers 200: the
+/// check for the writer, which serves no gRPC, and for containers without curl or wget.
+pub async fn check_http(url: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url:?}: only http:// URLs are checked"))?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("cannot connect to {authority}"))?;
+        let request = format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .with_context(|| format!("{url} did not answer within 3 s"))??;
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+        anyhow::bail!("{url} answered {status}: {body}");
+    }
+    Ok(())
+}

@@ -39,7 +39,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config: chaukas_query::QueryConfig = chaukas_common::config::load(config_file)?;
             chaukas_query::bind(&config).await?.serve(shutdown).await?;
         }
-        Command::Healthcheck { grpc, server_only } => {
+        Command::Healthcheck {
+            http: Some(url), ..
+        } => {
+            healthcheck::check_http(&url).await?;
+            println!("healthy: {url}");
+        }
+        Command::Healthcheck {
+            grpc,
+            http: None,
+            server_only,
+        } => {
             healthcheck::check(&grpc, server_only).await?;
             println!("healthy: {grpc}");
         }
@@ -67,6 +77,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !report.is_complete() {
                 std::process::exit(2);
             }
+        }
+        Command::CheckConfig => {
+            let _: chaukas_gateway::GatewayConfig = chaukas_common::config::load(config_file)?;
+            let _: chaukas_writer::WriterConfig = chaukas_common::config::load(config_file)?;
+            let _: chaukas_query::QueryConfig = chaukas_common::config::load(config_file)?;
+            let _: cli::MigrateConfig = chaukas_common::config::load(config_file)?;
+            println!("configuration valid for gateway, writer, query and migrate");
         }
         Command::Migrate => {
             let config: cli::MigrateConfig = chaukas_common::config::load(config_file)?;

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_nats::jetstream::{self, message::PublishMessage};
 use chaukas_bus::{INGEST_TIME_HEADER, MessageChunk, NatsConfig};
 use chaukas_proto::common::v1::Event;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::GatewaySettings;
 use crate::metrics::GatewayMetrics;
@@ -15,9 +16,17 @@ use crate::validate::{Rejection, validate};
 /// How long a client should wait before retrying after UNAVAILABLE.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Single events that arrive together share one publish: up to this many...
+const MAX_GROUP_EVENTS: usize = 512;
+/// ...or this many encoded bytes.
+const MAX_GROUP_BYTES: usize = 1024 * 1024;
+/// Group publishes awaiting their acks at once; while they wait, new arrivals form the next
+/// group, so the group size follows the load.
+const MAX_GROUPS_IN_FLIGHT: usize = 64;
+
 /// Why a request was not accepted as a whole. Per-event problems in a batch are not errors:
 /// they are reported in [`BatchOutcome`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// The request itself is malformed (for example too many events).
     #[error("{0}")]
@@ -73,11 +82,24 @@ pub struct BatchOutcome {
 
 /// Validates and publishes; shared by every gRPC and HTTP handler.
 pub struct Ingestor {
+    publisher: Arc<Publisher>,
+    /// Where IngestEvent calls queue to share a publish (group commit).
+    singles: mpsc::Sender<Single>,
+}
+
+/// Packs events into bus messages and waits for JetStream's acks.
+struct Publisher {
     jetstream: jetstream::Context,
     nats: NatsConfig,
     settings: GatewaySettings,
     inflight: Arc<Semaphore>,
     metrics: Arc<GatewayMetrics>,
+}
+
+/// One IngestEvent call waiting for its group's publish.
+struct Single {
+    event: Event,
+    done: oneshot::Sender<Result<(), IngestError>>,
 }
 
 /// In-flight accounting is in KiB so the semaphore's permit count stays small.
@@ -86,7 +108,8 @@ fn kib(bytes: usize) -> u32 {
 }
 
 impl Ingestor {
-    /// An ingestor publishing through `client`.
+    /// An ingestor publishing through `client`. Starts the task that groups single events,
+    /// so it must be called within a Tokio runtime.
     pub fn new(
         client: async_nats::Client,
         nats: NatsConfig,
@@ -97,59 +120,119 @@ impl Ingestor {
         jetstream.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
         let permits =
             usize::try_from(kib(settings.max_inflight_bytes).max(1)).unwrap_or(usize::MAX);
-        Self {
+        let publisher = Arc::new(Publisher {
             jetstream,
             nats,
             inflight: Arc::new(Semaphore::new(permits)),
             settings,
             metrics,
-        }
+        });
+        let (singles, queue) = mpsc::channel(MAX_GROUP_EVENTS * MAX_GROUPS_IN_FLIGHT);
+        tokio::spawn(group_singles(publisher.clone(), queue));
+        Self { publisher, singles }
     }
 
     /// Makes sure the streams exist; retried by the caller until NATS answers.
     pub async fn ensure_streams(&self) -> Result<(), chaukas_bus::BusError> {
-        self.nats.ensure_streams(&self.jetstream).await
+        self.publisher
+            .nats
+            .ensure_streams(&self.publisher.jetstream)
+            .await
     }
 
     /// IngestEvent: the event is valid and stored on the bus, or an error says why not.
+    ///
+    /// Single events are many small requests; publishing each alone would cap them at the
+    /// bus's per-message rate. They queue instead, and whatever has queued while earlier
+    /// groups wait for their acks goes out as one publish (group commit): no added wait when
+    /// idle, bigger groups under load.
     pub async fn ingest_one(&self, event: Event) -> Result<(), IngestError> {
-        if let Err(rejection) = validate(&event, self.settings.max_event_bytes) {
-            self.metrics.rejected(rejection.reason(), 1);
+        let settings = &self.publisher.settings;
+        if let Err(rejection) = validate(&event, settings.max_event_bytes) {
+            self.publisher.metrics.rejected(rejection.reason(), 1);
             return Err(IngestError::InvalidEvent(rejection));
         }
-        self.publish(std::slice::from_ref(&event)).await
+        let (done, answer) = oneshot::channel();
+        let gone = || IngestError::Unavailable {
+            reason: "the gateway is shutting down".into(),
+        };
+        self.singles
+            .send(Single { event, done })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// IngestEventBatch: invalid events are rejected alone, the valid rest is published;
     /// an error means none of the valid events was accepted.
     pub async fn ingest_batch(&self, events: Vec<Event>) -> Result<BatchOutcome, IngestError> {
-        if events.len() > self.settings.max_batch_events {
-            self.metrics.rejected("batch_too_large", events.len());
+        if events.len() > self.publisher.settings.max_batch_events {
+            self.publisher
+                .metrics
+                .rejected("batch_too_large", events.len());
             return Err(IngestError::InvalidRequest(format!(
                 "event_batch.events has {} events; at most {} are accepted per request, split the batch",
                 events.len(),
-                self.settings.max_batch_events
+                self.publisher.settings.max_batch_events
             )));
         }
-        self.metrics.batch_events.observe(events.len() as f64);
+        self.publisher
+            .metrics
+            .batch_events
+            .observe(events.len() as f64);
         let mut outcome = BatchOutcome::default();
         let mut valid = Vec::with_capacity(events.len());
         for event in events {
-            match validate(&event, self.settings.max_event_bytes) {
+            match validate(&event, self.publisher.settings.max_event_bytes) {
                 Ok(()) => valid.push(event),
                 Err(rejection) => {
-                    self.metrics.rejected(rejection.reason(), 1);
+                    self.publisher.metrics.rejected(rejection.reason(), 1);
                     outcome.rejected.push((event.event_id, rejection));
                 }
             }
         }
         if !valid.is_empty() {
-            self.publish(&valid).await?;
+            self.publisher.publish(&valid).await?;
         }
         outcome.accepted = valid.len();
         Ok(outcome)
     }
+}
 
+/// Collects queued single events into groups and publishes each group as one request.
+async fn group_singles(publisher: Arc<Publisher>, mut queue: mpsc::Receiver<Single>) {
+    let groups = Arc::new(Semaphore::new(MAX_GROUPS_IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = groups.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = first.event.encoded_len();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
+            match queue.try_recv() {
+                Ok(next) => {
+                    bytes += next.event.encoded_len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let (events, waiters): (Vec<Event>, Vec<_>) = group
+                .into_iter()
+                .map(|single| (single.event, single.done))
+                .unzip();
+            let result = publisher.publish(&events).await;
+            for waiter in waiters {
+                let _ = waiter.send(result.clone());
+            }
+            drop(permit);
+        });
+    }
+}
+
+impl Publisher {
     #[tracing::instrument(name = "publish", skip_all, fields(events = events.len()))]
     async fn publish(&self, events: &[Event]) -> Result<(), IngestError> {
         // Packing encodes every event once; its payload sizes are the bytes held in flight,
@@ -217,7 +300,7 @@ impl Ingestor {
     }
 }
 
-impl Ingestor {
+impl Publisher {
     /// Turns a JetStream error into a sentence a caller can act on. The client's own ack
     /// timeout and ours are the same length, so either may fire first: both read the same.
     fn describe(&self, error: &str) -> String {

@@ -76,41 +76,19 @@ pub fn bucket_name(stream: &str) -> String {
     format!("{stream}_WRITER_LEASES")
 }
 
-/// Opens (or creates) the lease bucket.
-///
-/// The bucket's backing stream is created here with the settings a key-value bucket has,
-/// rather than through `create_key_value`: that call first reads account information in a
-/// shape NATS 2.9 (Debian's, used locally and in CI) does not send.
+/// Opens (or creates) the lease bucket; a lease vanishes `ttl` after its last renewal.
 pub async fn open_bucket(
     jetstream: &jetstream::Context,
     stream: &str,
     ttl: Duration,
 ) -> Result<kv::Store, String> {
-    let name = bucket_name(stream);
-    let failed = |error: String| format!("cannot open lease bucket {name}: {error}");
-    jetstream
-        .get_or_create_stream(jetstream::stream::Config {
-            name: format!("KV_{name}"),
-            description: Some("which chaukas writer owns each shard".into()),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            max_bytes: -1,
-            max_message_size: -1,
-            max_age: ttl,
-            duplicate_window: ttl.min(Duration::from_secs(120)),
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: jetstream::stream::DiscardPolicy::New,
-            num_replicas: 1,
-            ..Default::default()
-        })
-        .await
-        .map_err(|error| failed(error.to_string()))?;
-    jetstream
-        .get_key_value(&name)
-        .await
-        .map_err(|error| failed(error.to_string()))
+    chaukas_bus::kv::open_bucket(
+        jetstream,
+        &bucket_name(stream),
+        "which chaukas writer owns each shard",
+        ttl,
+    )
+    .await
 }
 
 /// Acquires, renews, rebalances and releases this writer's shard leases.

@@ -1,0 +1,152 @@
+{{/* Names and labels shared by every object. */}}
+{{- define "chaukas.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "chaukas.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "chaukas.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "chaukas.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "chaukas.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "chaukas.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of one role: include with (dict "root" $ "role" "gateway"). */}}
+{{- define "chaukas.selector" -}}
+app.kubernetes.io/name: {{ include "chaukas.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .role }}
+{{- end -}}
+
+{{- define "chaukas.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "chaukas.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "chaukas.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The generated config.toml: connection settings and listen addresses from values, with
+     `config` merged over them. */}}
+{{- define "chaukas.config" -}}
+{{- $generated := dict
+  "nats" (dict "url" .Values.nats.url "shards" .Values.nats.shards "max_bytes" .Values.nats.maxBytes)
+  "clickhouse" (dict "url" .Values.clickhouse.url "database" .Values.clickhouse.database "user" .Values.clickhouse.user)
+  "gateway" (dict
+    "grpc_listen" (printf "0.0.0.0:%v" .Values.gateway.grpcPort)
+    "http_listen" (printf "0.0.0.0:%v" .Values.gateway.httpPort)
+    "query_endpoint" (printf "http://%s-query:%v" (include "chaukas.fullname" .) .Values.query.grpcPort))
+  "writer" (dict "http_listen" (printf "0.0.0.0:%v" .Values.writer.httpPort))
+  "query" (dict
+    "grpc_listen" (printf "0.0.0.0:%v" .Values.query.grpcPort)
+    "http_listen" (printf "0.0.0.0:%v" .Values.query.httpPort))
+-}}
+{{- include "chaukas.toml" (mustMergeOverwrite $generated (deepCopy .Values.config)) -}}
+{{- end -}}
+
+{{/* Sections of scalars as TOML. Not `toToml`: values arrive as float64, which it would write
+     as 16.0 or 5.36870912e+10, and the services' integer settings refuse those. */}}
+{{- define "chaukas.toml" -}}
+{{- range $section, $keys := . }}
+[{{ $section }}]
+{{- range $key, $value := $keys }}
+{{ $key }} = {{ include "chaukas.tomlValue" $value }}
+{{- end }}
+{{ end }}
+{{- end -}}
+
+{{- define "chaukas.tomlValue" -}}
+{{- if kindIs "string" . -}}
+{{ toJson . }}
+{{- else if kindIs "bool" . -}}
+{{ . }}
+{{- else if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) -}}
+{{- if eq (float64 .) (float64 (int64 .)) }}{{ int64 . }}{{ else }}{{ . }}{{ end -}}
+{{- else -}}
+{{ fail (printf "config: %v is not a string, number or boolean" .) }}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every Chaukas container gets: the config file, secrets, telemetry. */}}
+{{- define "chaukas.env" -}}
+- name: CHAUKAS_CONFIG
+  value: /etc/chaukas/config.toml
+- name: RUST_LOG
+  value: {{ .Values.logLevel | quote }}
+- name: CHAUKAS_LOG_FORMAT
+  value: json
+{{- if .Values.nats.urlSecret.name }}
+- name: CHAUKAS_NATS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.nats.urlSecret.name }}
+      key: {{ .Values.nats.urlSecret.key }}
+{{- end }}
+{{- if .Values.clickhouse.passwordSecret.name }}
+- name: CHAUKAS_CLICKHOUSE__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.clickhouse.passwordSecret.name }}
+      key: {{ .Values.clickhouse.passwordSecret.key }}
+{{- end }}
+{{- if .Values.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .Values.otlpEndpoint | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by every Deployment: include with the role's values. */}}
+{{- define "chaukas.podSpec" -}}
+serviceAccountName: {{ include "chaukas.serviceAccountName" .root }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+terminationGracePeriodSeconds: {{ .values.terminationGracePeriodSeconds }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "chaukas.fullname" .root }}-config
+{{- end -}}
+
+{{/* Pod template metadata: labels and a checksum so a config change rolls the pods. */}}
+{{- define "chaukas.podMetadata" -}}
+labels:
+  {{- include "chaukas.selector" (dict "root" .root "role" .role) | nindent 2 }}
+  {{- with .root.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  checksum/config: {{ include "chaukas.config" .root | sha256sum }}
+  {{- with .root.Values.podAnnotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
