@@ -64,6 +64,8 @@ async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_canno
     let mut config = local_gateway_config();
     // A port nothing listens on, whatever else runs on this machine.
     config.gateway.query_endpoint = format!("http://127.0.0.1:{}", chaukas_testkit::free_port());
+    // Without enforced keys `rbac` is false (auth.rs checks the enforced case).
+    config.gateway.allow_unauthenticated = true;
     let gateway = chaukas_gateway::bind(&config).await.unwrap();
     let grpc = gateway.grpc_addr();
     let _running = tokio::spawn(gateway.serve(std::future::pending()));
@@ -77,7 +79,7 @@ async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_canno
         .into_inner()
         .capabilities
         .expect("capabilities are always present");
-    assert_eq!(capabilities, chaukas_proto::capabilities());
+    assert_eq!(capabilities, chaukas_proto::capabilities(false));
     assert!(!capabilities.rbac && !capabilities.worm_retention && !capabilities.audit_proofs);
     assert!(!capabilities.sso && !capabilities.distributed_query);
     assert!(capabilities.policy_decisions && capabilities.data_access_events);

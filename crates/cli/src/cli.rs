@@ -33,6 +33,11 @@ pub enum Command {
     Query,
     /// Creates the ClickHouse database and applies pending schema migrations, then exits.
     Migrate,
+    /// Creates, lists and revokes API keys (stored in NATS; every gateway sees changes).
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys::KeysCommand,
+    },
     /// Loads the configuration of every role (defaults, --config file, CHAUKAS_* variables)
     /// and exits 0 if all of it is valid, naming the first bad key otherwise.
     CheckConfig,
@@ -83,6 +88,7 @@ impl Command {
             Self::Query => "chaukas-query",
             Self::Migrate => "chaukas-migrate",
             Self::CheckConfig => "chaukas-check-config",
+            Self::Keys { .. } => "chaukas-keys",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
         }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod healthcheck;
+mod keys;
 
 use clap::Parser;
 
@@ -77,6 +78,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if !report.is_complete() {
                 std::process::exit(2);
             }
+        }
+        Command::Keys { command } => {
+            let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
+            keys::run(command, &config).await?;
         }
         Command::CheckConfig => {
             let _: chaukas_gateway::GatewayConfig = chaukas_common::config::load(config_file)?;

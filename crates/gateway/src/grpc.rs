@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chaukas_auth::Scope;
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_server::{
     ChaukasClientService, ChaukasClientServiceServer,
@@ -25,13 +26,24 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::GatewayError;
+use crate::access::{Access, Guard};
 use crate::ingest::{BatchOutcome, Ingestor};
 
 /// The handlers behind both service names.
 #[derive(Clone)]
 pub(crate) struct GatewayService {
-    ingestor: Arc<Ingestor>,
-    query: QueryForwarder,
+    pub(crate) ingestor: Arc<Ingestor>,
+    pub(crate) query: QueryForwarder,
+    pub(crate) guard: Arc<Guard>,
+}
+
+/// The `authorization` metadata of a call (`Bearer <key>`), as chaukas-sdk and gRPC clients
+/// send it.
+fn authorization<T>(request: &Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
 }
 
 /// Forwards reads to the query service, which scales apart from ingestion.
@@ -115,11 +127,21 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, Status> {
 }
 
 impl GatewayService {
-    async fn ingest_event(&self, event: Option<Event>) -> Result<String, Status> {
+    pub(crate) fn check(
+        &self,
+        authorization: Option<&str>,
+        scope: Scope,
+    ) -> Result<Access, Status> {
+        self.guard
+            .check(authorization, scope)
+            .map_err(|error| error.to_status())
+    }
+
+    async fn ingest_event(&self, access: Access, event: Option<Event>) -> Result<String, Status> {
         let event = required(event, "event")?;
         let event_id = event.event_id.clone();
         self.ingestor
-            .ingest_one(event)
+            .ingest_one(&access, event)
             .await
             .map_err(|error| error.to_status())?;
         Ok(event_id)
@@ -127,12 +149,13 @@ impl GatewayService {
 
     async fn ingest_batch(
         &self,
+        access: Access,
         batch: Option<EventBatch>,
     ) -> Result<(String, BatchOutcome), Status> {
         let batch = required(batch, "event_batch")?;
         let outcome = self
             .ingestor
-            .ingest_batch(batch.events)
+            .ingest_batch(&access, batch.events)
             .await
             .map_err(|error| error.to_status())?;
         for (event_id, rejection) in &outcome.rejected {
@@ -140,6 +163,47 @@ impl GatewayService {
         }
         Ok((batch.batch_id, outcome))
     }
+
+    /// Checks the key for `query`, confines the filter to its tenant (and project), forwards.
+    pub(crate) async fn query(
+        &self,
+        authorization: Option<&str>,
+        query: Option<QueryRequest>,
+    ) -> Result<server::QueryEventsResponse, Status> {
+        let access = self.check(authorization, Scope::Query)?;
+        let query = confine_query(&access, query)?;
+        self.query.query_events(query).await
+    }
+
+    /// Checks the key for `stats`, confines the scope to its tenant (and project), forwards.
+    pub(crate) async fn stats(
+        &self,
+        authorization: Option<&str>,
+        mut request: server::GetEventStatsRequest,
+    ) -> Result<server::GetEventStatsResponse, Status> {
+        let access = self.check(authorization, Scope::Stats)?;
+        access
+            .confine(&mut request.tenant_id, &mut request.project_id)
+            .map_err(Status::permission_denied)?;
+        self.query.get_event_stats(request).await
+    }
+}
+
+/// A query's filter confined to what `access` may read: empty tenant and project are filled
+/// from the key, others must be the key's.
+pub(crate) fn confine_query(
+    access: &Access,
+    query: Option<QueryRequest>,
+) -> Result<Option<QueryRequest>, Status> {
+    if matches!(access, Access::Anyone) {
+        return Ok(query);
+    }
+    let mut query = query.unwrap_or_default();
+    let filter = query.filter.get_or_insert_with(Default::default);
+    access
+        .confine(&mut filter.tenant_id, &mut filter.project_id)
+        .map_err(|reason| Status::permission_denied(format!("filter.{reason}")))?;
+    Ok(Some(query))
 }
 
 fn count(value: usize) -> i32 {
@@ -160,7 +224,7 @@ impl ChaukasServerService for GatewayService {
         _request: Request<server::GetCapabilitiesRequest>,
     ) -> Result<Response<server::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(server::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities()),
+            capabilities: Some(chaukas_proto::capabilities(self.guard.enforced())),
         }))
     }
 
@@ -168,7 +232,9 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::IngestEventRequest>,
     ) -> Result<Response<server::IngestEventResponse>, Status> {
-        let event_id = GatewayService::ingest_event(self, request.into_inner().event).await?;
+        let access = self.check(authorization(&request), Scope::Ingest)?;
+        let event_id =
+            GatewayService::ingest_event(self, access, request.into_inner().event).await?;
         Ok(Response::new(server::IngestEventResponse {
             event_id,
             status: "accepted".into(),
@@ -180,7 +246,10 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::IngestEventBatchRequest>,
     ) -> Result<Response<server::IngestEventBatchResponse>, Status> {
-        let (batch_id, outcome) = self.ingest_batch(request.into_inner().event_batch).await?;
+        let access = self.check(authorization(&request), Scope::Ingest)?;
+        let (batch_id, outcome) = self
+            .ingest_batch(access, request.into_inner().event_batch)
+            .await?;
         Ok(Response::new(server::IngestEventBatchResponse {
             batch_id,
             accepted_count: count(outcome.accepted),
@@ -193,8 +262,8 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::QueryEventsRequest>,
     ) -> Result<Response<server::QueryEventsResponse>, Status> {
-        self.query
-            .query_events(request.into_inner().query)
+        let authorization = authorization(&request).map(str::to_owned);
+        self.query(authorization.as_deref(), request.into_inner().query)
             .await
             .map(Response::new)
     }
@@ -203,8 +272,8 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
-        self.query
-            .get_event_stats(request.into_inner())
+        let authorization = authorization(&request).map(str::to_owned);
+        self.stats(authorization.as_deref(), request.into_inner())
             .await
             .map(Response::new)
     }
@@ -224,7 +293,7 @@ impl ChaukasClientService for GatewayService {
         _request: Request<client::GetCapabilitiesRequest>,
     ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(client::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities()),
+            capabilities: Some(chaukas_proto::capabilities(self.guard.enforced())),
         }))
     }
 
@@ -232,7 +301,8 @@ impl ChaukasClientService for GatewayService {
         &self,
         request: Request<client::IngestEventRequest>,
     ) -> Result<Response<client::IngestEventResponse>, Status> {
-        GatewayService::ingest_event(self, request.into_inner().event).await?;
+        let access = self.check(authorization(&request), Scope::Ingest)?;
+        GatewayService::ingest_event(self, access, request.into_inner().event).await?;
         Ok(Response::new(client::IngestEventResponse {}))
     }
 
@@ -240,7 +310,9 @@ impl ChaukasClientService for GatewayService {
         &self,
         request: Request<client::IngestEventBatchRequest>,
     ) -> Result<Response<client::IngestEventBatchResponse>, Status> {
-        self.ingest_batch(request.into_inner().event_batch).await?;
+        let access = self.check(authorization(&request), Scope::Ingest)?;
+        self.ingest_batch(access, request.into_inner().event_batch)
+            .await?;
         Ok(Response::new(client::IngestEventBatchResponse {}))
     }
 
@@ -248,7 +320,10 @@ impl ChaukasClientService for GatewayService {
         &self,
         request: Request<client::QueryEventsRequest>,
     ) -> Result<Response<client::QueryEventsResponse>, Status> {
-        let response = self.query.query_events(request.into_inner().query).await?;
+        let authorization = authorization(&request).map(str::to_owned);
+        let response = self
+            .query(authorization.as_deref(), request.into_inner().query)
+            .await?;
         Ok(Response::new(client::QueryEventsResponse {
             response: response.response,
         }))
@@ -257,12 +332,10 @@ impl ChaukasClientService for GatewayService {
 
 pub(crate) async fn serve(
     listener: TcpListener,
-    ingestor: Arc<Ingestor>,
-    query: QueryForwarder,
+    service: GatewayService,
     max_request_bytes: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
-    let service = GatewayService { ingestor, query };
     tonic::transport::Server::builder()
         .add_service(
             ChaukasServerServiceServer::new(service.clone())

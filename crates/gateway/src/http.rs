@@ -10,12 +10,12 @@
 //! Answers: 202 with a JSON summary; 400 naming what is malformed or invalid; 413 past the
 //! size limit; 415 for other content types; 503 with `Retry-After` when nothing could be
 //! accepted (its body says "high memory usage" when the gateway sheds load, which is what
-//! makes the SDK split its batch and retry). The SDK's `Authorization: Bearer` header is
-//! accepted and not checked until API keys exist (see `authorize`).
+//! makes the SDK split its batch and retry). The SDK's `Authorization: Bearer` key is checked
+//! before the body is read: 401 without a valid key, 403 without the route's scope or for
+//! another tenant's data (see `access`).
 
 use std::future::Future;
 use std::io::Read;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -23,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chaukas_auth::Scope;
 use chaukas_common::health;
 use chaukas_json::JsonMessage;
 use chaukas_proto::client::v1::{IngestEventBatchRequest, IngestEventRequest};
@@ -32,15 +33,15 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::GatewayError;
-use crate::grpc::QueryForwarder;
-use crate::ingest::{IngestError, Ingestor, RETRY_AFTER};
+use crate::access::Access;
+use crate::grpc::GatewayService;
+use crate::ingest::{IngestError, RETRY_AFTER};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct HttpState {
-    pub(crate) ingestor: Arc<Ingestor>,
-    /// Where `/v1/query` and `/v1/stats` go.
-    pub(crate) query: QueryForwarder,
+    /// The same handlers as gRPC: key checks, ingestion, forwarded reads.
+    pub(crate) service: GatewayService,
     /// Largest body accepted, before and after gzip decompression.
     pub(crate) max_request_bytes: usize,
 }
@@ -89,6 +90,12 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"chaukas\""),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -105,6 +112,8 @@ impl From<IngestError> for HttpError {
             IngestError::InvalidRequest(_) | IngestError::InvalidEvent(_) => {
                 StatusCode::BAD_REQUEST
             }
+            IngestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            IngestError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             IngestError::Overloaded { .. } | IngestError::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -113,10 +122,16 @@ impl From<IngestError> for HttpError {
     }
 }
 
-/// Where API keys will be checked. Today every caller is accepted: keys bound to tenants
-/// are a later piece of work, and the SDK always sends one, so refusing here would break it.
-fn authorize(_headers: &HeaderMap) -> Result<(), HttpError> {
-    Ok(())
+/// The `Authorization` header (`Bearer <key>`, as chaukas-sdk sends it).
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Checks the caller's API key for `scope` before the body is even read.
+fn authorize(state: &HttpState, headers: &HeaderMap, scope: Scope) -> Result<Access, HttpError> {
+    Ok(state.service.guard.check(authorization(headers), scope)?)
 }
 
 /// How a body is encoded, from its `Content-Type`; answers to query routes use the same.
@@ -201,9 +216,9 @@ struct Decoded<T> {
     format: Format,
 }
 
-/// Authorizes the caller and decodes the body as `T`: binary protobuf, or JSON in either
-/// spelling. A JSON body may also be the bare `Bare` message (`Event` for `/events`), which
-/// `wrap` turns into `T`; `wrapper_keys` are the JSON keys that mark the wrapped form.
+/// Decodes the body as `T`: binary protobuf, or JSON in either spelling. A JSON body may also
+/// be the bare `Bare` message (`Event` for `/events`), which `wrap` turns into `T`;
+/// `wrapper_keys` are the JSON keys that mark the wrapped form.
 async fn read_request<T, Bare>(
     state: &HttpState,
     headers: &HeaderMap,
@@ -215,7 +230,6 @@ where
     T: JsonMessage,
     Bare: JsonMessage,
 {
-    authorize(headers)?;
     let format = Format::of(headers)?;
     let bytes = read_body(headers, body, state.max_request_bytes).await?;
     let invalid = |reason: String| HttpError::new(StatusCode::BAD_REQUEST, reason);
@@ -270,6 +284,7 @@ async fn ingest_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Ingest)?;
     let request: Decoded<IngestEventRequest> =
         read_request(&state, &headers, body, &["event"], |event: Event| {
             IngestEventRequest { event: Some(event) }
@@ -280,7 +295,7 @@ async fn ingest_one(
         .event
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event is required"))?;
     let event_id = event.event_id.clone();
-    state.ingestor.ingest_one(event).await?;
+    state.service.ingestor.ingest_one(&access, event).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({
@@ -299,6 +314,7 @@ async fn ingest_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Ingest)?;
     let request: Decoded<IngestEventBatchRequest> = read_request(
         &state,
         &headers,
@@ -313,7 +329,11 @@ async fn ingest_batch(
         .message
         .event_batch
         .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event_batch is required"))?;
-    let outcome = state.ingestor.ingest_batch(batch.events).await?;
+    let outcome = state
+        .service
+        .ingestor
+        .ingest_batch(&access, batch.events)
+        .await?;
     let errors: Vec<_> = outcome
         .rejected
         .iter()
@@ -341,11 +361,12 @@ async fn query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    authorize(&state, &headers, Scope::Query)?;
     let request: Decoded<QueryRequest> =
         read_request(&state, &headers, body, &[], |request: QueryRequest| request).await?;
     let response = state
-        .query
-        .query_events(Some(request.message))
+        .service
+        .query(authorization(&headers), Some(request.message))
         .await?
         .response
         .unwrap_or_default();
@@ -366,7 +387,10 @@ async fn stats(
         |request: GetEventStatsRequest| request,
     )
     .await?;
-    let response = state.query.get_event_stats(request.message).await?;
+    let response = state
+        .service
+        .stats(authorization(&headers), request.message)
+        .await?;
     Ok(answer(StatusCode::OK, request.format, &response))
 }
 
@@ -392,8 +416,8 @@ impl From<tonic::Status> for HttpError {
 }
 
 /// `GET /v1/capabilities`: the same answer as the GetCapabilities RPC, as JSON.
-async fn capabilities() -> Response {
-    let capabilities = chaukas_proto::capabilities();
+async fn capabilities(State(state): State<HttpState>) -> Response {
+    let capabilities = chaukas_proto::capabilities(state.service.guard.enforced());
     axum::Json(json!({
         "worm_retention": capabilities.worm_retention,
         "audit_proofs": capabilities.audit_proofs,

@@ -10,6 +10,7 @@ use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::GatewaySettings;
+use crate::access::Access;
 use crate::metrics::GatewayMetrics;
 use crate::validate::{Rejection, validate};
 
@@ -44,6 +45,12 @@ pub enum IngestError {
         /// The configured in-flight limit.
         inflight_limit_bytes: usize,
     },
+    /// No valid API key (missing, malformed, unknown, revoked, expired).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid key that may not do this (scope, or another tenant's or project's events).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// JetStream did not take the events: unreachable, too slow, or its stream is full.
     #[error("event bus unavailable: {reason}; nothing was accepted, retry in {}s", RETRY_AFTER.as_secs())]
     Unavailable {
@@ -59,6 +66,10 @@ impl IngestError {
             Self::InvalidRequest(_) | Self::InvalidEvent(_) => {
                 return tonic::Status::invalid_argument(self.to_string());
             }
+            Self::Unauthenticated(message) => return tonic::Status::unauthenticated(message),
+            Self::PermissionDenied(message) => {
+                return tonic::Status::permission_denied(message);
+            }
             Self::Overloaded { .. } | Self::Unavailable { .. } => {
                 tonic::Status::unavailable(self.to_string())
             }
@@ -68,6 +79,16 @@ impl IngestError {
             tonic::metadata::MetadataValue::from(RETRY_AFTER.as_secs()),
         );
         status
+    }
+}
+
+impl From<chaukas_auth::AuthError> for IngestError {
+    fn from(error: chaukas_auth::AuthError) -> Self {
+        if error.is_forbidden() {
+            Self::PermissionDenied(error.to_string())
+        } else {
+            Self::Unauthenticated(error.to_string())
+        }
     }
 }
 
@@ -146,8 +167,12 @@ impl Ingestor {
     /// bus's per-message rate. They queue instead, and whatever has queued while earlier
     /// groups wait for their acks goes out as one publish (group commit): no added wait when
     /// idle, bigger groups under load.
-    pub async fn ingest_one(&self, event: Event) -> Result<(), IngestError> {
+    pub async fn ingest_one(&self, access: &Access, mut event: Event) -> Result<(), IngestError> {
         let settings = &self.publisher.settings;
+        if let Err(rejection) = access.admit(&mut event) {
+            self.publisher.metrics.rejected("forbidden", 1);
+            return Err(IngestError::PermissionDenied(rejection.to_string()));
+        }
         if let Err(rejection) = validate(&event, settings.max_event_bytes) {
             self.publisher.metrics.rejected(rejection.reason(), 1);
             return Err(IngestError::InvalidEvent(rejection));
@@ -165,7 +190,11 @@ impl Ingestor {
 
     /// IngestEventBatch: invalid events are rejected alone, the valid rest is published;
     /// an error means none of the valid events was accepted.
-    pub async fn ingest_batch(&self, events: Vec<Event>) -> Result<BatchOutcome, IngestError> {
+    pub async fn ingest_batch(
+        &self,
+        access: &Access,
+        events: Vec<Event>,
+    ) -> Result<BatchOutcome, IngestError> {
         if events.len() > self.publisher.settings.max_batch_events {
             self.publisher
                 .metrics
@@ -182,8 +211,11 @@ impl Ingestor {
             .observe(events.len() as f64);
         let mut outcome = BatchOutcome::default();
         let mut valid = Vec::with_capacity(events.len());
-        for event in events {
-            match validate(&event, self.publisher.settings.max_event_bytes) {
+        for mut event in events {
+            let admitted = access
+                .admit(&mut event)
+                .and_then(|()| validate(&event, self.publisher.settings.max_event_bytes));
+            match admitted {
                 Ok(()) => valid.push(event),
                 Err(rejection) => {
                     self.publisher.metrics.rejected(rejection.reason(), 1);

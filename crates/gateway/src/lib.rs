@@ -6,6 +6,7 @@
 //! answers only once JetStream has them. It keeps no state of its own, so any number of
 //! replicas can run behind a load balancer.
 
+mod access;
 mod config;
 mod grpc;
 mod http;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_nats::jetstream;
 use chaukas_bus::BusError;
 use chaukas_common::health::{self, BindError};
 use prometheus_client::registry::Registry;
@@ -65,8 +67,11 @@ pub struct BoundGateway {
     nats: async_nats::Client,
     ingestor: Arc<Ingestor>,
     query: grpc::QueryForwarder,
+    guard: Arc<access::Guard>,
     registry: Arc<Registry>,
     max_request_bytes: usize,
+    /// The event stream's name, which also names the API key bucket.
+    stream: String,
 }
 
 /// Binds the listeners and starts connecting to NATS (which need not be up yet: requests
@@ -82,20 +87,32 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         nats.clone(),
         config.nats.clone(),
         config.gateway.clone(),
-        metrics,
+        metrics.clone(),
     );
     let query = grpc::QueryForwarder::new(
         &config.gateway.query_endpoint,
         Duration::from_millis(config.gateway.query_timeout_ms),
     )?;
+    let guard = Arc::new(access::Guard::new(
+        config.gateway.allow_unauthenticated,
+        metrics.clone(),
+    ));
+    if config.gateway.allow_unauthenticated {
+        tracing::warn!(
+            "!!! gateway.allow_unauthenticated is ON: requests without an API key may write and \
+             read ANY tenant. Use this on a laptop only; turn it off for anything shared. !!!"
+        );
+    }
     Ok(BoundGateway {
         grpc,
         http,
         query,
+        guard,
         nats,
         ingestor: Arc::new(ingestor),
         registry: Arc::new(registry),
         max_request_bytes: config.gateway.max_request_bytes,
+        stream: config.nats.stream.clone(),
     })
 }
 
@@ -116,36 +133,46 @@ impl BoundGateway {
         let stop = CancellationToken::new();
         tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "gateway listening");
         let streams_ready = Arc::new(AtomicBool::new(false));
-        let setup = tokio::spawn(keep_setting_up_streams(
+        let setup = tokio::spawn(keep_setting_up(
             self.ingestor.clone(),
+            self.guard.clone(),
+            jetstream::new(self.nats.clone()),
+            self.stream.clone(),
             streams_ready.clone(),
             stop.clone(),
         ));
         let nats = self.nats.clone();
+        let guard = self.guard.clone();
         let ready = move || {
             let nats = nats.clone();
             let streams_ready = streams_ready.clone();
+            let keys_loaded = guard.loaded();
             async move {
                 if !chaukas_bus::is_connected(&nats) {
                     Err("not connected to NATS".to_owned())
                 } else if !streams_ready.load(Ordering::Relaxed) {
                     Err("JetStream streams are not set up yet".to_owned())
+                } else if !keys_loaded {
+                    Err("API keys are not loaded yet".to_owned())
                 } else {
                     Ok(())
                 }
             }
         };
+        let service = grpc::GatewayService {
+            ingestor: self.ingestor.clone(),
+            query: self.query.clone(),
+            guard: self.guard.clone(),
+        };
         let grpc = tokio::spawn(grpc::serve(
             self.grpc,
-            self.ingestor.clone(),
-            self.query.clone(),
+            service.clone(),
             self.max_request_bytes,
             stop.clone().cancelled_owned(),
         ));
         let router = http::router(
             http::HttpState {
-                ingestor: self.ingestor.clone(),
-                query: self.query.clone(),
+                service,
                 max_request_bytes: self.max_request_bytes,
             },
             health::routes(ready, self.registry.clone()),
@@ -173,16 +200,35 @@ impl BoundGateway {
     }
 }
 
-async fn keep_setting_up_streams(
+/// Sets up the streams, then loads (and starts watching) the API keys, retrying while NATS
+/// is unreachable; the gateway is ready once both are done.
+async fn keep_setting_up(
     ingestor: Arc<Ingestor>,
+    guard: Arc<access::Guard>,
+    jetstream: jetstream::Context,
+    stream: String,
     ready: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
     loop {
-        match ingestor.ensure_streams().await {
+        let streams = if ready.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            ingestor
+                .ensure_streams()
+                .await
+                .map_err(|error| error.to_string())
+        };
+        match streams {
             Ok(()) => {
                 ready.store(true, Ordering::Relaxed);
-                return;
+                match chaukas_auth::KeyStore::open_watched(&jetstream, &stream).await {
+                    Ok(keys) => {
+                        guard.load(keys);
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "loading API keys failed, retrying"),
+                }
             }
             Err(error) => tracing::warn!(%error, "stream setup failed, retrying"),
         }

@@ -19,6 +19,8 @@ pub struct GatewayMetrics {
     pub publish_seconds: Histogram,
     /// Events per batch request.
     pub batch_events: Histogram,
+    /// Requests refused for their credentials, by reason.
+    pub auth_failures: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl GatewayMetrics {
@@ -31,6 +33,7 @@ impl GatewayMetrics {
             publish_failures: Counter::default(),
             publish_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            auth_failures: Family::default(),
         };
         let registry = registry.sub_registry_with_prefix("chaukas_gateway");
         registry.register(
@@ -62,6 +65,11 @@ impl GatewayMetrics {
             "batch_events",
             "Events per batch request",
             metrics.batch_events.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused for their API key, by reason (missing, malformed, unknown, revoked, expired, scope)",
+            metrics.auth_failures.clone(),
         );
         metrics
     }

@@ -34,6 +34,11 @@ impl Rejection {
         }
     }
 
+    /// The event names a tenant or project its API key may not write.
+    pub(crate) fn forbidden(field: &'static str, problem: impl Into<String>) -> Self {
+        Self::new(field, problem)
+    }
+
     /// Short, stable label for metrics.
     pub fn reason(&self) -> &'static str {
         self.field

@@ -41,13 +41,15 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 ///
 /// One definition for every service that answers the RPC, so the gateway and the query
 /// service can never advertise different things. A flag turns true only in the change that
-/// implements and tests the feature behind it.
-pub fn capabilities() -> common::v1::Capabilities {
+/// implements and tests the feature behind it. `rbac_enforced`: API keys with scopes, bound to
+/// tenants and projects, are required of every caller (a gateway not running with
+/// `allow_unauthenticated`); the query service, reached only through gateways, says false.
+pub fn capabilities(rbac_enforced: bool) -> common::v1::Capabilities {
     common::v1::Capabilities {
         worm_retention: false,
         audit_proofs: false,
         distributed_query: false,
-        rbac: false,
+        rbac: rbac_enforced,
         sso: false,
         // Policy-decision and data-access events are stored losslessly and queryable by
         // type, tenant, session and text like every other event.

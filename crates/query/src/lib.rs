@@ -247,7 +247,7 @@ impl ChaukasServerService for QueryService {
         _request: Request<server::GetCapabilitiesRequest>,
     ) -> Result<Response<server::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(server::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities()),
+            capabilities: Some(chaukas_proto::capabilities(false)),
         }))
     }
 
@@ -302,7 +302,7 @@ impl ChaukasClientService for QueryService {
         _request: Request<client::GetCapabilitiesRequest>,
     ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(client::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities()),
+            capabilities: Some(chaukas_proto::capabilities(false)),
         }))
     }
 
