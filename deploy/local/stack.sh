@@ -34,6 +34,9 @@ service_env() {
   export CHAUKAS_WRITER__HTTP_LISTEN="0.0.0.0:$WRITER_HTTP_PORT"
   export CHAUKAS_QUERY__GRPC_LISTEN="0.0.0.0:$QUERY_GRPC_PORT"
   export CHAUKAS_GATEWAY__QUERY_ENDPOINT="http://127.0.0.1:$QUERY_GRPC_PORT"
+  # A laptop: requests without a Chaukas key are let through (the gateway warns loudly);
+  # a real key, such as the development key below, is still checked.
+  export CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED="${CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED:-true}"
   export CHAUKAS_QUERY__HTTP_LISTEN="0.0.0.0:$QUERY_HTTP_PORT"
 }
 
@@ -65,6 +68,7 @@ up() {
   wait_for writer 30 curl -fsS "http://127.0.0.1:$WRITER_HTTP_PORT/readyz"
   wait_for query 30 "$bin" healthcheck --server-only --grpc "http://127.0.0.1:$QUERY_GRPC_PORT"
   wait_for query 30 curl -fsS "http://127.0.0.1:$QUERY_HTTP_PORT/readyz"
+  dev_key "$bin"
 
   cat <<TEXT
 
@@ -74,8 +78,26 @@ Chaukas Server is up.
   query service gRPC (internal)                      127.0.0.1:$QUERY_GRPC_PORT
   health: http://localhost:$GATEWAY_HTTP_PORT/readyz  http://localhost:$WRITER_HTTP_PORT/readyz  http://localhost:$QUERY_HTTP_PORT/readyz
   NATS nats://127.0.0.1:$NATS_PORT   ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT (database chaukas)
+  development API key (tenant dev, all scopes): $(cat "$DEV_KEY_FILE")   (also in $DEV_KEY_FILE)
   logs and data: $RUN_DIR    stop everything: make down
 TEXT
+}
+
+# The development key: created once per NATS data directory, kept in $DEV_KEY_FILE.
+DEV_KEY_FILE=$RUN_DIR/dev-api-key
+dev_key() {
+  local bin=$1 id
+  if [ -s "$DEV_KEY_FILE" ]; then
+    id=$(sed -E 's/^chk_([0-9a-f]{12})_.*/\1/' "$DEV_KEY_FILE")
+    if "$bin" keys list 2>/dev/null | grep -q "^$id  active"; then
+      return 0
+    fi
+  fi
+  log "creating the development API key (tenant dev; scopes ingest, query, stats)"
+  "$bin" keys create --tenant dev --scopes ingest,query,stats --name "make up development key" --quiet \
+    > "$DEV_KEY_FILE.new" 2>>"$RUN_DIR/logs/keys.log" || die "cannot create the development key; log: $RUN_DIR/logs/keys.log"
+  mv "$DEV_KEY_FILE.new" "$DEV_KEY_FILE"
+  chmod 600 "$DEV_KEY_FILE"
 }
 
 down() {

@@ -23,6 +23,34 @@ HTTP = os.environ["CHAUKAS_INTEROP_HTTP"]
 BIN = os.environ["CHAUKAS_INTEROP_BIN"]
 
 
+def api_key(tenant: str) -> str:
+    """A real API key for `tenant` (all scopes), made with `chaukas keys create`: the gateway
+    here enforces keys, as a production one does."""
+    result = subprocess.run(
+        [BIN, "keys", "create", "--tenant", tenant, "--scopes", "ingest,query,stats",
+         "--name", "interop", "--quiet"],
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout.strip()
+
+
+def bearer(key: str) -> tuple:
+    return (("authorization", f"Bearer {key}"),)
+
+
+def wait_until_known(stub, key: str) -> None:
+    """Gateways learn new keys through a watch of the key bucket: moments, not a restart."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            stub.GetEventStats(server_pb2.GetEventStatsRequest(), metadata=bearer(key))
+            return
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAUTHENTICATED or time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def every_type(builder: EventBuilder) -> list:
     """One event of each of the 19 types, built by the SDK's own EventBuilder."""
     return [
@@ -48,7 +76,7 @@ def every_type(builder: EventBuilder) -> list:
     ]
 
 
-def query_all(stub, tenant: str) -> dict:
+def query_all(stub, tenant: str, key: str) -> dict:
     """Every event of `tenant`, by event id, following next_page_token."""
     found, token = {}, ""
     while True:
@@ -57,7 +85,8 @@ def query_all(stub, tenant: str) -> dict:
                 query=query_pb2.QueryRequest(
                     filter=query_pb2.QueryFilter(tenant_id=tenant), page_size=7, page_token=token
                 )
-            )
+            ),
+            metadata=bearer(key),
         ).response
         for event in response.events:
             assert event.event_id not in found, f"{event.event_id} returned twice"
@@ -67,10 +96,10 @@ def query_all(stub, tenant: str) -> dict:
         token = response.next_page_token
 
 
-def wait_for(stub, tenant: str, count: int) -> dict:
+def wait_for(stub, tenant: str, count: int, key: str) -> dict:
     deadline = time.time() + 60
     while True:
-        found = query_all(stub, tenant)
+        found = query_all(stub, tenant, key)
         if len(found) >= count or time.time() > deadline:
             return found
         time.sleep(0.2)
@@ -78,9 +107,12 @@ def wait_for(stub, tenant: str, count: int) -> dict:
 
 def test_sdk_over_http_round_trips_every_event_type():
     tenant = f"sdk-{uuid.uuid4()}"
+    key = api_key(tenant)
+    stub = server_pb2_grpc.ChaukasServerServiceStub(grpc.insecure_channel(GRPC))
+    wait_until_known(stub, key)
     os.environ.update(
         CHAUKAS_ENDPOINT=HTTP,
-        CHAUKAS_API_KEY="interop-key",
+        CHAUKAS_API_KEY=key,
         CHAUKAS_TENANT_ID=tenant,
         CHAUKAS_PROJECT_ID="interop",
     )
@@ -97,13 +129,12 @@ def test_sdk_over_http_round_trips_every_event_type():
         await client.close()
 
     asyncio.run(send())
-    stub = server_pb2_grpc.ChaukasServerServiceStub(grpc.insecure_channel(GRPC))
-    stored = wait_for(stub, tenant, len(events))
+    stored = wait_for(stub, tenant, len(events), key)
     assert set(stored) == {e.event_id for e in events}
     for event in events:
         assert stored[event.event_id] == event, f"{event.event_id} changed in transit"
 
-    stats = stub.GetEventStats(server_pb2.GetEventStatsRequest(tenant_id=tenant))
+    stats = stub.GetEventStats(server_pb2.GetEventStatsRequest(tenant_id=tenant), metadata=bearer(key))
     assert stats.total_events == 19
     assert len(stats.events_by_type) == 19
 
@@ -114,29 +145,39 @@ def test_grpc_stubs_of_both_packages_ingest_and_query():
     client_stub = client_pb2_grpc.ChaukasClientServiceStub(channel)
     # The SDK caches its configuration per process, so give these events a tenant of their own.
     tenant = f"grpc-{uuid.uuid4()}"
+    key = api_key(tenant)
     events = every_type(EventBuilder())
     for event in events:
         event.tenant_id = tenant
 
     client_stub.Healthz(client_pb2.HealthzRequest())
     server_stub.Healthz(server_pb2.HealthzRequest())
-    response = server_stub.IngestEvent(server_pb2.IngestEventRequest(event=events[0]))
+    wait_until_known(server_stub, key)
+    try:
+        server_stub.IngestEvent(server_pb2.IngestEventRequest(event=events[0]))
+        raise AssertionError("ingested without an API key")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
+    response = server_stub.IngestEvent(server_pb2.IngestEventRequest(event=events[0]), metadata=bearer(key))
     assert response.event_id == events[0].event_id and response.status == "accepted"
-    client_stub.IngestEvent(client_pb2.IngestEventRequest(event=events[1]))
+    client_stub.IngestEvent(client_pb2.IngestEventRequest(event=events[1]), metadata=bearer(key))
     batch = events_pb2.EventBatch(batch_id="b", events=events[2:])
-    result = server_stub.IngestEventBatch(server_pb2.IngestEventBatchRequest(event_batch=batch))
+    result = server_stub.IngestEventBatch(
+        server_pb2.IngestEventBatchRequest(event_batch=batch), metadata=bearer(key)
+    )
     assert (result.accepted_count, result.rejected_count) == (17, 0)
 
-    stored = wait_for(server_stub, tenant, len(events))
+    stored = wait_for(server_stub, tenant, len(events), key)
     assert stored == {e.event_id: e for e in events}
     via_client = client_stub.QueryEvents(
         client_pb2.QueryEventsRequest(
             query=query_pb2.QueryRequest(filter=query_pb2.QueryFilter(tenant_id=tenant), page_size=100)
-        )
+        ),
+        metadata=bearer(key),
     ).response
     assert {e.event_id for e in via_client.events} == {e.event_id for e in events}
     caps = client_stub.GetCapabilities(client_pb2.GetCapabilitiesRequest()).capabilities
-    assert caps.policy_decisions and caps.data_access_events and not caps.rbac
+    assert caps.policy_decisions and caps.data_access_events and caps.rbac
 
 
 def test_sdk_file_mode_output_imports_completely(tmp_path):
@@ -174,15 +215,17 @@ def test_sdk_file_mode_output_imports_completely(tmp_path):
     assert len(lines) == 16 * 19
     written = {json.loads(line)["event_id"]: json.loads(line) for line in lines}
 
+    key = api_key(tenant)
+    stub = server_pb2_grpc.ChaukasServerServiceStub(grpc.insecure_channel(GRPC))
+    wait_until_known(stub, key)
     result = subprocess.run(
         [BIN, "import", str(output), "--grpc", f"http://{GRPC}", "--quiet"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=dict(os.environ, CHAUKAS_API_KEY=key),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(lines)} accepted, 0 rejected" in result.stdout, result.stdout
 
-    stub = server_pb2_grpc.ChaukasServerServiceStub(grpc.insecure_channel(GRPC))
-    stored = wait_for(stub, tenant, len(lines))
+    stored = wait_for(stub, tenant, len(lines), key)
     assert set(stored) == set(written)
     for event_id, line in written.items():
         event = stored[event_id]

@@ -106,11 +106,12 @@ impl HttpConnection {
         })
     }
 
-    async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+    async fn post(&mut self, path: &str, token: Option<&str>, body: &[u8]) -> anyhow::Result<u16> {
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
-             Authorization: Bearer bench\r\nContent-Length: {}\r\n\r\n",
+             Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
             self.addr,
+            token.unwrap_or("bench"),
             body.len()
         );
         self.stream.write_all(head.as_bytes()).await?;
@@ -150,18 +151,28 @@ impl HttpConnection {
     }
 }
 
-/// One sender: a gRPC client or an HTTP connection.
-enum Sender {
+/// One sender: a gRPC client or an HTTP connection, with the API key it presents (if any).
+struct Sender {
+    link: Link,
+    token: Option<String>,
+}
+
+enum Link {
     Grpc(ChaukasServerServiceClient<Channel>),
     Http(HttpConnection),
 }
 
 impl Sender {
-    async fn new(target: &Target, transport: Transport) -> anyhow::Result<Self> {
-        Ok(match transport {
-            Transport::Grpc => Self::Grpc(target.grpc.clone()),
-            Transport::Http => Self::Http(HttpConnection::connect(target.http).await?),
-        })
+    async fn new(
+        target: &Target,
+        transport: Transport,
+        token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let link = match transport {
+            Transport::Grpc => Link::Grpc(target.grpc.clone()),
+            Transport::Http => Link::Http(HttpConnection::connect(target.http).await?),
+        };
+        Ok(Self { link, token })
     }
 
     /// Sends a batch; returns how many events were accepted.
@@ -172,25 +183,30 @@ impl Sender {
             events,
             ..EventBatch::default()
         };
-        match self {
-            Self::Grpc(client) => {
-                let response = client
-                    .ingest_event_batch(server::IngestEventBatchRequest {
-                        event_batch: Some(batch),
-                    })
-                    .await?
-                    .into_inner();
+        match &mut self.link {
+            Link::Grpc(client) => {
+                let mut request = tonic::Request::new(server::IngestEventBatchRequest {
+                    event_batch: Some(batch),
+                });
+                if let Some(token) = &self.token {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", format!("Bearer {token}").parse()?);
+                }
+                let response = client.ingest_event_batch(request).await?.into_inner();
                 if response.rejected_count > 0 {
                     bail!("{} events rejected", response.rejected_count);
                 }
                 Ok(u64::try_from(response.accepted_count)?)
             }
-            Self::Http(connection) => {
+            Link::Http(connection) => {
                 let body = client::IngestEventBatchRequest {
                     event_batch: Some(batch),
                 }
                 .encode_to_vec();
-                let status = connection.post("/events/batch", &body).await?;
+                let status = connection
+                    .post("/events/batch", self.token.as_deref(), &body)
+                    .await?;
                 if status != 202 {
                     bail!("HTTP {status}");
                 }
@@ -211,7 +227,8 @@ pub struct ClosedLoop {
 }
 
 /// Sends `events` events in batches of `batch` from `concurrency` clients as fast as the
-/// stack answers, then waits until ClickHouse has them.
+/// stack answers, then waits until ClickHouse has them. With `keys` (tenant -> API key), each
+/// client presents its tenant's key.
 pub async fn closed_loop(
     target: &Target,
     transport: Transport,
@@ -219,15 +236,25 @@ pub async fn closed_loop(
     batch: usize,
     concurrency: u64,
     first_client: u64,
+    keys: Option<&std::collections::HashMap<String, String>>,
 ) -> anyhow::Result<ClosedLoop> {
     let rows_before = target.stored_rows().await?;
     let remaining = Arc::new(AtomicU64::new(events));
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..concurrency {
-        let mut sender = Sender::new(target, transport).await?;
+        let client_id = first_client + worker;
+        let token = keys.and_then(|keys| {
+            keys.get(&crate::workload::tenant_of(
+                &target.run,
+                client_id,
+                target.tenants,
+            ))
+            .cloned()
+        });
+        let mut sender = Sender::new(target, transport, token).await?;
         let remaining = remaining.clone();
-        let mut client = Client::new(&target.run, first_client + worker, target.tenants);
+        let mut client = Client::new(&target.run, client_id, target.tenants);
         workers.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut accepted = 0;

@@ -1,5 +1,6 @@
 //! The benchmark run: phases in order, the printed table, the JSON line in bench/results/.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,6 +67,7 @@ struct Plan {
     grpc_events: u64,
     http_events: u64,
     unary_seconds: u64,
+    auth_events: u64,
     open_seconds: u64,
     open_batch: usize,
     load_target: u64,
@@ -77,9 +79,10 @@ impl Plan {
         match profile {
             Profile::Quick => Self {
                 baseline_events: 200_000,
-                grpc_events: 600_000,
+                grpc_events: 500_000,
                 http_events: 300_000,
                 unary_seconds: 5,
+                auth_events: 100_000,
                 open_seconds: 15,
                 open_batch: 100,
                 load_target: 1_000_000,
@@ -90,6 +93,7 @@ impl Plan {
                 grpc_events: 2_000_000,
                 http_events: 1_000_000,
                 unary_seconds: 15,
+                auth_events: 1_000_000,
                 open_seconds: 60,
                 open_batch: 100,
                 load_target: 10_000_000,
@@ -149,6 +153,53 @@ fn line(name: &str, value: String, target: &str, met: Option<bool>) {
 
 fn opt_ms(value: Option<f64>) -> String {
     value.map_or("-".into(), |ms| format!("{ms:.2} ms"))
+}
+
+/// One API key (ingest scope) per tenant of the keyed closed-loop clients, and the time one
+/// request's key check takes (authenticate, then confine 500 events), in ns.
+async fn bench_keys(
+    nats: &async_nats::Client,
+    args: &Args,
+    run: &str,
+) -> anyhow::Result<(HashMap<String, String>, f64)> {
+    let store = chaukas_auth::KeyStore::open(
+        &async_nats::jetstream::new(nats.clone()),
+        &NatsConfig::default().stream,
+    )
+    .await?;
+    let mut keys = HashMap::new();
+    for client in 5_000..5_000 + 4 * args.concurrency {
+        let tenant = crate::workload::tenant_of(run, client, args.tenants);
+        if keys.contains_key(&tenant) {
+            continue;
+        }
+        let new = store
+            .create(
+                "chaukas-bench".into(),
+                tenant.clone(),
+                None,
+                vec![chaukas_auth::Scope::Ingest],
+                None,
+            )
+            .await?;
+        keys.insert(tenant, new.token);
+    }
+    // Gateways learn new keys through their watch; give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (tenant, token) = keys.iter().next().context("no bench keys")?;
+    let header = format!("Bearer {token}");
+    let events: Vec<String> = (0..args.batch).map(|_| tenant.clone()).collect();
+    const CHECKS: u32 = 20_000;
+    let started = std::time::Instant::now();
+    for _ in 0..CHECKS {
+        let principal = store
+            .authenticate(Some(&header), chaukas_auth::Scope::Ingest)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let admitted = events.iter().filter(|t| **t == principal.tenant).count();
+        std::hint::black_box(admitted);
+    }
+    let check_ns = started.elapsed().as_secs_f64() * 1e9 / f64::from(CHECKS);
+    Ok((keys, check_ns))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -219,7 +270,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drop(baseline_events);
 
     // End to end, closed loop: the maximum rate. Every phase starts with merges settled.
-    let settle = Duration::from_secs(60);
+    let settle = Duration::from_secs(30);
     target.settle(settle).await?;
     let mark = CpuMark::take(&watched);
     let grpc = ingest::closed_loop(
@@ -229,9 +280,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.batch,
         args.concurrency,
         0,
+        None,
     )
     .await?;
     let cpu = mark.per_thousand(grpc.events);
+
+    // The same closed loop with and without API keys checked on every request, alternated
+    // (without, with, without, with) so drift in the machine or the growing tables does not
+    // favour either; plus the check itself, timed in isolation.
+    let (keys, check_ns) = bench_keys(&nats, &args, &run).await?;
+    let mut unkeyed = Vec::new();
+    let mut keyed = Vec::new();
+    for round in 0..2u64 {
+        for with_keys in [false, true] {
+            target.settle(settle).await?;
+            let first_client = 5_000 + args.concurrency * (2 * round + u64::from(with_keys));
+            let result = ingest::closed_loop(
+                &target,
+                Transport::Grpc,
+                plan.auth_events,
+                args.batch,
+                args.concurrency,
+                first_client,
+                with_keys.then_some(&keys),
+            )
+            .await?;
+            if with_keys {
+                keyed.push(result)
+            } else {
+                unkeyed.push(result)
+            }
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mean = |runs: &[ingest::ClosedLoop], acked: bool| {
+        runs.iter()
+            .map(|run| {
+                if acked {
+                    run.acked_per_second
+                } else {
+                    run.stored_per_second
+                }
+            })
+            .sum::<f64>()
+            / runs.len() as f64
+    };
+    let (unkeyed_acked, keyed_acked) = (mean(&unkeyed, true), mean(&keyed, true));
+    let (unkeyed_stored, keyed_stored) = (mean(&unkeyed, false), mean(&keyed, false));
     target.settle(settle).await?;
     let http = ingest::closed_loop(
         &target,
@@ -240,6 +335,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.batch,
         args.concurrency,
         1_000,
+        None,
     )
     .await?;
     target.settle(settle).await?;
@@ -273,6 +369,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.batch,
             args.concurrency,
             0,
+            None,
         )
         .await?;
     }
@@ -370,6 +467,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     line(
         "end to end HTTP protobuf batched",
         format!("{:.0} ev/s", http.stored_per_second),
+        "",
+        None,
+    );
+    line(
+        "without / with API keys (2 runs each): acked",
+        format!("{unkeyed_acked:.0} / {keyed_acked:.0} ev/s"),
+        "",
+        None,
+    );
+    line(
+        "  stored (end to end)",
+        format!("{unkeyed_stored:.0} / {keyed_stored:.0} ev/s"),
+        "",
+        None,
+    );
+    line(
+        "  one key check + tenant check of 500 events",
+        format!("{:.2} us", check_ns / 1000.0),
         "",
         None,
     );
@@ -476,6 +591,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "ratio_to_jetstream": round(grpc.stored_per_second / raw_jetstream),
             "ratio_to_jetstream_packed": round(grpc.stored_per_second / raw_jetstream_packed),
         },
+        "api_keys": {"events_per_run": plan.auth_events, "runs_each": 2,
+                     "without": {"acked_eps": round(unkeyed_acked), "stored_eps": round(unkeyed_stored)},
+                     "with": {"acked_eps": round(keyed_acked), "stored_eps": round(keyed_stored)},
+                     "check_ns_per_request": round(check_ns)},
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
         "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
                       "errors": open.errors, "ack": open.ack.summary(),

@@ -73,6 +73,9 @@ pub enum Command {
         /// Events per request.
         #[arg(long, default_value_t = 500)]
         batch_events: usize,
+        /// API key for the gateway (as chaukas-sdk reads it).
+        #[arg(long, env = "CHAUKAS_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,

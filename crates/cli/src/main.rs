@@ -60,12 +60,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tenant,
             project,
             batch_events,
+            api_key,
             quiet,
         } => {
             let options = chaukas_import::ImportOptions {
                 tenant,
                 project,
                 batch_events,
+                api_key,
                 ..chaukas_import::ImportOptions::new(grpc)
             };
             let mut progress = if quiet {

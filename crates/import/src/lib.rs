@@ -44,6 +44,8 @@ pub struct ImportOptions {
     pub tenant: Option<String>,
     /// Project for events that have none.
     pub project: Option<String>,
+    /// API key presented to the gateway (`chk_...`), for a gateway that enforces keys.
+    pub api_key: Option<String>,
 }
 
 impl ImportOptions {
@@ -56,6 +58,7 @@ impl ImportOptions {
             max_event_bytes: 512 * 1024,
             tenant: None,
             project: None,
+            api_key: None,
         }
     }
 }
@@ -266,6 +269,7 @@ impl Batch {
 
 struct Sender {
     client: ChaukasServerServiceClient<Channel>,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Sender {
@@ -283,7 +287,18 @@ impl Sender {
             .map_err(|error| connect_error(error.to_string()))?;
         let client = ChaukasServerServiceClient::new(channel)
             .max_encoding_message_size(options.batch_bytes.saturating_mul(2));
-        Ok(Self { client })
+        let authorization = options
+            .api_key
+            .as_deref()
+            .map(|key| format!("Bearer {}", key.trim()).parse())
+            .transpose()
+            .map_err(|_| {
+                connect_error("the API key has characters a header cannot carry".into())
+            })?;
+        Ok(Self {
+            client,
+            authorization,
+        })
     }
 
     /// Sends `batch`, retrying while the gateway is temporarily unable to take it, and
@@ -301,7 +316,12 @@ impl Sender {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         let response = loop {
-            match self.client.ingest_event_batch(request.clone()).await {
+            let mut call = tonic::Request::new(request.clone());
+            if let Some(authorization) = &self.authorization {
+                call.metadata_mut()
+                    .insert("authorization", authorization.clone());
+            }
+            match self.client.ingest_event_batch(call).await {
                 Ok(response) => break response.into_inner(),
                 Err(status) if retryable(status.code()) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff).await;
