@@ -190,6 +190,12 @@ def error(description, **extra):
 
 
 RESPONSES = {
+    "Unauthorized": error(
+        "No API key, or a malformed, unknown, revoked or expired one.",
+        headers={"WWW-Authenticate": {"schema": {"type": "string"},
+                                      "description": "Bearer realm=\"chaukas\""}}),
+    "Forbidden": error("The key lacks the route's scope, or the request names another tenant or "
+                       "project than the key's."),
     "BadRequest": error("Malformed protobuf or JSON, unknown enum name, wrong type, invalid "
                         "event (the message names the field)."),
     "TooLarge": error("Body (or its gzip-decompressed form) over `gateway.max_request_bytes` "
@@ -223,14 +229,19 @@ def ingest(summary, schema_ref, proto_name, description):
     return {"post": {
         "summary": summary,
         "description": description,
-        "security": [{"bearer": []}, {}],
+        "security": [{"bearer": []}],
         "requestBody": body(schema_ref, proto_name),
         "responses": {
             "202": {"description": "Published to JetStream (durable) before this answer. Invalid "
-                                   "events of a batch are listed, the rest accepted.",
+                                   "events of a batch, and events of another tenant or project "
+                                   "than the key's, are listed with the reason; the rest are "
+                                   "accepted. Events without a tenant (project, for a "
+                                   "project-bound key) get the key's.",
                     "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/IngestResult"}}}},
             "400": {"$ref": "#/components/responses/BadRequest"},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
             "413": {"$ref": "#/components/responses/TooLarge"},
             "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
             "503": {"$ref": "#/components/responses/Unavailable"},
@@ -241,17 +252,20 @@ def ingest(summary, schema_ref, proto_name, description):
 def read(summary, request_ref, response_ref, proto_in, proto_out):
     return {"post": {
         "summary": summary,
-        "security": [{"bearer": []}, {}],
+        "security": [{"bearer": []}],
         "requestBody": body(request_ref, proto_in),
         "responses": {
             "200": {"description": "JSON in the document's spelling for a JSON request; "
-                                   f"encoded `{proto_out}` for a protobuf request.",
+                                   f"encoded `{proto_out}` for a protobuf request. Confined to the "
+                                   "key's tenant (and project): an empty tenant means the key's.",
                     "content": {
                         "application/json": {
                             "schema": {"$ref": f"#/components/schemas/{response_ref}"}},
                         "application/x-protobuf": {"schema": {"type": "string",
                                                               "format": "binary"}}}},
             "400": {"$ref": "#/components/responses/BadRequest"},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
             "413": {"$ref": "#/components/responses/TooLarge"},
             "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
             "503": {"$ref": "#/components/responses/Unavailable"},
@@ -317,8 +331,11 @@ def document():
             **components(),
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
-                "description": "The key chaukas-sdk sends as CHAUKAS_API_KEY. Accepted and not "
-                               "checked yet: API keys bound to tenants are planned."}},
+                "description": "An API key (`chk_<id>_<secret>`, made with `chaukas keys "
+                               "create`) bound to a tenant and optionally a project, with scopes "
+                               "ingest, query and stats; chaukas-sdk sends it from "
+                               "CHAUKAS_API_KEY. A gateway run with allow_unauthenticated (local "
+                               "development only) also lets requests without one through."}},
         },
     }
 

@@ -351,7 +351,9 @@ impl Sender {
                 report.rejected.push(BadLine {
                     line: *line,
                     reason: format!(
-                        "event {:?} rejected by the gateway (its limits differ from this import's; see the gateway log)",
+                        "event {:?} rejected by the gateway: a tenant or project other than the \
+                         API key's, or a gateway limit stricter than this import's (the gateway \
+                         log names it)",
                         event.event_id
                     ),
                 });
