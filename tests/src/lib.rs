@@ -372,3 +372,38 @@ pub async fn http_request(
         body: body.to_owned(),
     }
 }
+
+/// A `chaukas <role>` process command (the binary at `binary`) sharing `pipeline`'s NATS
+/// stream and ClickHouse database, with the quick writer timers tests use; callers add their
+/// own settings and spawn it.
+pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::process::Command {
+    let nats = &pipeline.nats;
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg(role)
+        .env("CHAUKAS_NATS__URL", &nats.url)
+        .env("CHAUKAS_NATS__STREAM", &nats.stream)
+        .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
+        .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
+        .env(
+            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
+            &nats.dead_letter_subject,
+        )
+        .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
+        .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
+        .env(
+            "CHAUKAS_CLICKHOUSE__DATABASE",
+            &pipeline.clickhouse.database,
+        )
+        .env("CHAUKAS_WRITER__HTTP_LISTEN", "127.0.0.1:0")
+        .env("CHAUKAS_WRITER__MAX_BATCH_AGE_MS", "100")
+        .env("CHAUKAS_WRITER__STATEMENT_TIMEOUT_MS", "3000")
+        .env("CHAUKAS_WRITER__ACK_WAIT_SECS", "10")
+        .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
+        .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
+        .env("CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
+}

@@ -2,7 +2,7 @@
 //! every event a gateway acknowledged is stored exactly once; the stopped process exits 0
 //! within its grace period.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,33 +15,7 @@ const PER_BATCH: u64 = 200;
 
 /// A `chaukas <role>` process sharing the pipeline's NATS stream and database.
 fn spawn(pipeline: &Pipeline, role: &str, extra: &[(&str, String)]) -> Child {
-    let nats = &pipeline.nats;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chaukas"));
-    command
-        .arg(role)
-        .env("CHAUKAS_NATS__URL", &nats.url)
-        .env("CHAUKAS_NATS__STREAM", &nats.stream)
-        .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
-        .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
-        .env(
-            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
-            &nats.dead_letter_subject,
-        )
-        .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
-        .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
-        .env(
-            "CHAUKAS_CLICKHOUSE__DATABASE",
-            &pipeline.clickhouse.database,
-        )
-        .env("CHAUKAS_WRITER__HTTP_LISTEN", "127.0.0.1:0")
-        .env("CHAUKAS_WRITER__MAX_BATCH_AGE_MS", "100")
-        .env("CHAUKAS_WRITER__ACK_WAIT_SECS", "10")
-        .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
-        .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
-        .env("CHAUKAS_WRITER__STATEMENT_TIMEOUT_MS", "3000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut command = chaukas_tests::role_command(env!("CARGO_BIN_EXE_chaukas"), pipeline, role);
     for (key, value) in extra {
         command.env(key, value);
     }
@@ -78,6 +52,7 @@ async fn send(
     batches: u64,
     acked: Arc<AtomicU64>,
     switched_senders: Arc<AtomicU64>,
+    acked_before_switch: Arc<AtomicU64>,
 ) {
     let mut client = ChaukasServerServiceClient::new(chaukas_tests::channel(addr).await);
     let mut switched = false;
@@ -93,8 +68,11 @@ async fn send(
             .collect();
         match client.ingest_event_batch(batch_request(events)).await {
             Ok(response) => {
-                let accepted = response.into_inner().accepted_count;
-                acked.fetch_add(u64::try_from(accepted).unwrap(), Ordering::Relaxed);
+                let accepted = u64::try_from(response.into_inner().accepted_count).unwrap();
+                acked.fetch_add(accepted, Ordering::Relaxed);
+                if !switched {
+                    acked_before_switch.fetch_add(accepted, Ordering::Relaxed);
+                }
                 batch += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -136,6 +114,7 @@ async fn a_writer_stopped_with_sigterm_stores_what_it_holds_and_exits_cleanly() 
                 format!("w{sender}"),
                 150,
                 acked.clone(),
+                Arc::default(),
                 Arc::default(),
             ))
         })
@@ -191,6 +170,7 @@ async fn a_gateway_stopped_with_sigterm_under_load_loses_no_acknowledged_event()
 
     let acked = Arc::new(AtomicU64::new(0));
     let switched = Arc::new(AtomicU64::new(0));
+    let acked_by_stopped_gateway = Arc::new(AtomicU64::new(0));
     let senders: Vec<_> = (0..4)
         .map(|sender| {
             tokio::spawn(send(
@@ -200,6 +180,7 @@ async fn a_gateway_stopped_with_sigterm_under_load_loses_no_acknowledged_event()
                 BATCHES,
                 acked.clone(),
                 switched.clone(),
+                acked_by_stopped_gateway.clone(),
             ))
         })
         .collect();
@@ -216,6 +197,11 @@ async fn a_gateway_stopped_with_sigterm_under_load_loses_no_acknowledged_event()
         switched.load(Ordering::Relaxed),
         4,
         "every sender was still sending when the gateway stopped"
+    );
+    let before = acked_by_stopped_gateway.load(Ordering::Relaxed);
+    assert!(
+        before > 0 && before < 4 * BATCHES * PER_BATCH,
+        "the stopped gateway acknowledged part of the load ({before} events) before SIGTERM"
     );
     assert_eq!(acked.load(Ordering::Relaxed), 4 * BATCHES * PER_BATCH);
     assert_stored_exactly_once(&pipeline, 4 * BATCHES * PER_BATCH).await;

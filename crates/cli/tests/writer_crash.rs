@@ -1,7 +1,7 @@
 //! The writer as its own process, killed with SIGKILL mid-stream: every event the gateway
 //! acknowledged is stored exactly once.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,32 +15,7 @@ const PER_BATCH: u64 = 500;
 const SENDERS: u64 = 4;
 
 fn spawn_writer(pipeline: &Pipeline) -> Child {
-    let nats = &pipeline.nats;
-    Command::new(env!("CARGO_BIN_EXE_chaukas"))
-        .arg("writer")
-        .env("CHAUKAS_NATS__URL", &nats.url)
-        .env("CHAUKAS_NATS__STREAM", &nats.stream)
-        .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
-        .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
-        .env(
-            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
-            &nats.dead_letter_subject,
-        )
-        .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
-        .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
-        .env(
-            "CHAUKAS_CLICKHOUSE__DATABASE",
-            &pipeline.clickhouse.database,
-        )
-        .env("CHAUKAS_WRITER__HTTP_LISTEN", "127.0.0.1:0")
-        .env("CHAUKAS_WRITER__MAX_BATCH_AGE_MS", "100")
-        .env("CHAUKAS_WRITER__STATEMENT_TIMEOUT_MS", "3000")
-        .env("CHAUKAS_WRITER__ACK_WAIT_SECS", "10")
-        .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
-        .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+    chaukas_tests::role_command(env!("CARGO_BIN_EXE_chaukas"), pipeline, "writer")
         .spawn()
         .expect("the chaukas binary starts")
 }

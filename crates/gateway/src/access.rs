@@ -26,7 +26,7 @@ const LOG_WINDOW: Duration = Duration::from_secs(1);
 pub enum Access {
     /// A valid key: its tenant (and project) only.
     Key(Principal),
-    /// No key, and the gateway runs with `auth.allow_unauthenticated` (local development).
+    /// No key, and the gateway runs with `gateway.allow_unauthenticated` (local development).
     Anyone,
 }
 
