@@ -18,6 +18,8 @@ fi
 rm -rf "$RUN_DIR"
 cleanup() {
   bash deploy/local/stack.sh down >/dev/null 2>&1 || true
+  # The services' logs outlive the stack, for a run that went wrong.
+  rm -rf "$ROOT/target/bench-logs" && mkdir -p "$ROOT/target" && cp -r "$RUN_DIR/logs" "$ROOT/target/bench-logs" 2>/dev/null || true
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT

@@ -93,11 +93,11 @@ impl Plan {
                 grpc_events: 2_000_000,
                 http_events: 1_000_000,
                 unary_seconds: 15,
-                auth_events: 1_000_000,
+                auth_events: 500_000,
                 open_seconds: 60,
                 open_batch: 100,
                 load_target: 10_000_000,
-                query_runs: 500,
+                query_runs: 200,
             },
         }
     }
@@ -362,13 +362,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "  loading {} more events for the query figures",
             plan.load_target - stored
         );
+        // Clients of their own: the generator is deterministic per client, so reusing the
+        // first phase's clients would resend its event ids (and the pipeline would rightly
+        // store them once).
         ingest::closed_loop(
             &target,
             Transport::Grpc,
             plan.load_target - stored,
             args.batch,
             args.concurrency,
-            0,
+            10_000,
             None,
         )
         .await?;
@@ -389,7 +392,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let background = {
         let target = target.clone();
-        let seconds = plan.open_seconds.max(30) * 4;
+        // Runs until aborted once the last query case is measured.
+        let seconds = 3_600;
         tokio::spawn(async move {
             ingest::open_loop(
                 &target,
