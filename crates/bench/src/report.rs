@@ -243,13 +243,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // Baselines: the same event bytes, no Chaukas service in between.
-    let mut generator = Client::new(&format!("{run}-raw"), 0, args.tenants);
-    let mut baseline_events = Vec::with_capacity(plan.baseline_events);
-    for client in 0..64 {
-        generator = Client::new(&format!("{run}-raw"), client, args.tenants);
-        baseline_events.extend(generator.batch(plan.baseline_events / 64));
-    }
-    drop(generator);
+    let baseline_events: Vec<_> = (0..64)
+        .flat_map(|client| {
+            Client::new(&format!("{run}-raw"), client, args.tenants)
+                .batch(plan.baseline_events / 64)
+        })
+        .collect();
     #[allow(clippy::cast_precision_loss)]
     let mean_bytes = baseline_events
         .iter()
