@@ -164,24 +164,22 @@ impl GatewayService {
         Ok((batch.batch_id, outcome))
     }
 
-    /// Checks the key for `query`, confines the filter to its tenant (and project), forwards.
+    /// Confines the filter to what `access` (checked for `query`) may read, and forwards.
     pub(crate) async fn query(
         &self,
-        authorization: Option<&str>,
+        access: &Access,
         query: Option<QueryRequest>,
     ) -> Result<server::QueryEventsResponse, Status> {
-        let access = self.check(authorization, Scope::Query)?;
-        let query = confine_query(&access, query)?;
+        let query = confine_query(access, query)?;
         self.query.query_events(query).await
     }
 
-    /// Checks the key for `stats`, confines the scope to its tenant (and project), forwards.
+    /// Confines the scope to what `access` (checked for `stats`) may count, and forwards.
     pub(crate) async fn stats(
         &self,
-        authorization: Option<&str>,
+        access: &Access,
         mut request: server::GetEventStatsRequest,
     ) -> Result<server::GetEventStatsResponse, Status> {
-        let access = self.check(authorization, Scope::Stats)?;
         access
             .confine(&mut request.tenant_id, &mut request.project_id)
             .map_err(Status::permission_denied)?;
@@ -262,8 +260,8 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::QueryEventsRequest>,
     ) -> Result<Response<server::QueryEventsResponse>, Status> {
-        let authorization = authorization(&request).map(str::to_owned);
-        self.query(authorization.as_deref(), request.into_inner().query)
+        let access = self.check(authorization(&request), Scope::Query)?;
+        self.query(&access, request.into_inner().query)
             .await
             .map(Response::new)
     }
@@ -272,8 +270,8 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
-        let authorization = authorization(&request).map(str::to_owned);
-        self.stats(authorization.as_deref(), request.into_inner())
+        let access = self.check(authorization(&request), Scope::Stats)?;
+        self.stats(&access, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -320,10 +318,8 @@ impl ChaukasClientService for GatewayService {
         &self,
         request: Request<client::QueryEventsRequest>,
     ) -> Result<Response<client::QueryEventsResponse>, Status> {
-        let authorization = authorization(&request).map(str::to_owned);
-        let response = self
-            .query(authorization.as_deref(), request.into_inner().query)
-            .await?;
+        let access = self.check(authorization(&request), Scope::Query)?;
+        let response = self.query(&access, request.into_inner().query).await?;
         Ok(Response::new(client::QueryEventsResponse {
             response: response.response,
         }))

@@ -361,12 +361,12 @@ async fn query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, Scope::Query)?;
+    let access = authorize(&state, &headers, Scope::Query)?;
     let request: Decoded<QueryRequest> =
         read_request(&state, &headers, body, &[], |request: QueryRequest| request).await?;
     let response = state
         .service
-        .query(authorization(&headers), Some(request.message))
+        .query(&access, Some(request.message))
         .await?
         .response
         .unwrap_or_default();
@@ -379,6 +379,7 @@ async fn stats(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Stats)?;
     let request: Decoded<GetEventStatsRequest> = read_request(
         &state,
         &headers,
@@ -387,10 +388,7 @@ async fn stats(
         |request: GetEventStatsRequest| request,
     )
     .await?;
-    let response = state
-        .service
-        .stats(authorization(&headers), request.message)
-        .await?;
+    let response = state.service.stats(&access, request.message).await?;
     Ok(answer(StatusCode::OK, request.format, &response))
 }
 
