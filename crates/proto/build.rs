@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Our codec: decode errors are INVALID_ARGUMENT, batches are counted before decoding.
+        .codec_path("crate::codec::GuardedCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

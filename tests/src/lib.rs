@@ -3,6 +3,7 @@
 //! its own database and stream names, plus a realistic event corpus.
 
 pub mod corpus;
+pub mod raw_grpc;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

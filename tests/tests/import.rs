@@ -10,7 +10,7 @@ use chaukas_tests::corpus::every_kind_of_event;
 /// An event as the SDK's file mode writes it: canonical JSON with proto field names and a
 /// naive UTC timestamp (`datetime.utcnow().isoformat()`).
 fn sdk_line(event: &Event) -> String {
-    let mut value = chaukas_json::to_canonical(event);
+    let mut value = chaukas_json::to_canonical(event).unwrap();
     let timestamp = event.timestamp.expect("corpus events have timestamps");
     value["timestamp"] = naive_utc(timestamp.seconds, timestamp.nanos).into();
     value.to_string()

@@ -3,6 +3,7 @@
 //! service.
 
 pub mod config;
+pub mod errors;
 pub mod health;
 pub mod shutdown;
 pub mod telemetry;

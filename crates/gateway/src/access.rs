@@ -80,7 +80,10 @@ impl Guard {
 
     /// Checks the `Authorization` value for `scope`.
     pub fn check(&self, authorization: Option<&str>, scope: Scope) -> Result<Access, IngestError> {
-        let chaukas_key = authorization.is_some_and(|value| value.contains(TOKEN_PREFIX));
+        // Any spelling of the prefix is a key attempt, checked (and refused if malformed):
+        // `CHK_...` must not slip through as "no key" in development mode.
+        let chaukas_key =
+            authorization.is_some_and(|value| value.to_ascii_lowercase().contains(TOKEN_PREFIX));
         if !chaukas_key && self.allow_unauthenticated {
             return Ok(Access::Anyone);
         }

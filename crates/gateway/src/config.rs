@@ -34,6 +34,23 @@ pub struct GatewaySettings {
     pub query_endpoint: String,
     /// Longest a forwarded query may take before the gateway answers DEADLINE_EXCEEDED.
     pub query_timeout_ms: u64,
+    /// Bytes of request bodies held at once, all requests together; each body frame costs
+    /// twice its size (raw and decoded) plus 64 bytes. Past it requests are refused with
+    /// UNAVAILABLE / 503 and a retry hint before more of them is read.
+    pub max_body_budget_bytes: usize,
+    /// Open connections on both listeners together; more are closed at once.
+    pub max_connections: usize,
+    /// HTTP/1: time a client has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    pub header_read_timeout_ms: u64,
+    /// HTTP: time a client has to send a whole request body.
+    pub body_timeout_ms: u64,
+    /// gRPC: longest a call may take from its headers to its answer.
+    pub request_timeout_ms: u64,
+    /// gRPC: concurrent calls (HTTP/2 streams) on one connection.
+    pub max_concurrent_streams: u32,
+    /// Largest read request (QueryEvents, GetEventStats) body: they are small filters.
+    pub max_read_request_bytes: usize,
     /// Let requests without an API key through, to any tenant: for a laptop (`make up` turns
     /// it on), never for a shared deployment. Keys that are sent are still checked.
     pub allow_unauthenticated: bool,
@@ -51,6 +68,13 @@ impl Default for GatewaySettings {
             publish_timeout_ms: 5_000,
             query_endpoint: "http://127.0.0.1:50052".into(),
             query_timeout_ms: 30_000,
+            max_body_budget_bytes: 256 * 1024 * 1024,
+            max_connections: 4_096,
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            max_concurrent_streams: 128,
+            max_read_request_bytes: 1024 * 1024,
             allow_unauthenticated: false,
         }
     }

@@ -1,118 +1,29 @@
-//! The gRPC surface: both service names of the wire contract on one server.
+//! The gRPC surface: both service names of the wire contract on one server, as thin adapters
+//! over [`GatewayService`].
 //!
 //! Clients generated from `chaukas-spec-client` call `chaukas.spec.client.v1.…`, those from
 //! `chaukas-spec-server` call `chaukas.spec.server.v1.…`; each name is served its own
-//! message types, both backed by the same [`Ingestor`]; reads are forwarded to the query
-//! service.
+//! message types. Keys are checked from the metadata before a body is decoded
+//! ([`GrpcAdmission`]); handlers take the checked access from the request.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chaukas_auth::Scope;
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_server::{
     ChaukasClientService, ChaukasClientServiceServer,
 };
-use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
 use chaukas_proto::server::v1 as server;
-use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
 };
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::GatewayError;
-use crate::access::{Access, Guard};
-use crate::ingest::{BatchOutcome, Ingestor};
-
-/// The handlers behind both service names.
-#[derive(Clone)]
-pub(crate) struct GatewayService {
-    pub(crate) ingestor: Arc<Ingestor>,
-    pub(crate) query: QueryForwarder,
-    pub(crate) guard: Arc<Guard>,
-}
-
-/// The `authorization` metadata of a call (`Bearer <key>`), as chaukas-sdk and gRPC clients
-/// send it.
-fn authorization<T>(request: &Request<T>) -> Option<&str> {
-    request
-        .metadata()
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-}
-
-/// Forwards reads to the query service, which scales apart from ingestion.
-#[derive(Clone)]
-pub(crate) struct QueryForwarder {
-    client: ChaukasServerServiceClient<Channel>,
-    endpoint: String,
-}
-
-impl QueryForwarder {
-    /// A forwarder that connects on first use (and reconnects after failures), so the
-    /// gateway starts and ingests even while the query service is down.
-    pub(crate) fn new(endpoint: &str, timeout: Duration) -> Result<Self, GatewayError> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|error| GatewayError::QueryEndpoint {
-                endpoint: endpoint.to_owned(),
-                reason: error.to_string(),
-            })?
-            .timeout(timeout)
-            .connect_lazy();
-        Ok(Self {
-            client: ChaukasServerServiceClient::new(channel)
-                .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
-            endpoint: endpoint.to_owned(),
-        })
-    }
-
-    fn unreachable(&self, status: Status) -> Status {
-        // Statuses made from a connection failure carry its error as their source; those
-        // the query service sends (e.g. ClickHouse unavailable) do not and pass unchanged.
-        let from_transport = std::error::Error::source(&status).is_some();
-        if status.code() == tonic::Code::Unavailable && from_transport {
-            Status::unavailable(format!(
-                "query service unreachable at {}; retry: {}",
-                self.endpoint,
-                status.message()
-            ))
-        } else {
-            status
-        }
-    }
-
-    pub(crate) async fn query_events(
-        &self,
-        query: Option<QueryRequest>,
-    ) -> Result<server::QueryEventsResponse, Status> {
-        self.client
-            .clone()
-            .query_events(server::QueryEventsRequest { query })
-            .await
-            .map(Response::into_inner)
-            .map_err(|status| self.unreachable(status))
-    }
-
-    pub(crate) async fn get_event_stats(
-        &self,
-        request: server::GetEventStatsRequest,
-    ) -> Result<server::GetEventStatsResponse, Status> {
-        self.client
-            .clone()
-            .get_event_stats(request)
-            .await
-            .map(Response::into_inner)
-            .map_err(|status| self.unreachable(status))
-    }
-}
-
-/// Largest query response relayed: a page of 1000 events of up to 512 KiB each.
-const MAX_QUERY_RESPONSE_BYTES: usize = 1024 * 1024 * 1024;
+use crate::admission::{GrpcAdmission, access_of};
+use crate::listener::ConnectionCap;
+use crate::service::GatewayService;
 
 fn processed_at_ms() -> i64 {
     SystemTime::now()
@@ -120,88 +31,6 @@ fn processed_at_ms() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
         })
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T, Status> {
-    value.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))
-}
-
-impl GatewayService {
-    pub(crate) fn check(
-        &self,
-        authorization: Option<&str>,
-        scope: Scope,
-    ) -> Result<Access, Status> {
-        self.guard
-            .check(authorization, scope)
-            .map_err(|error| error.to_status())
-    }
-
-    async fn ingest_event(&self, access: Access, event: Option<Event>) -> Result<String, Status> {
-        let event = required(event, "event")?;
-        let event_id = event.event_id.clone();
-        self.ingestor
-            .ingest_one(&access, event)
-            .await
-            .map_err(|error| error.to_status())?;
-        Ok(event_id)
-    }
-
-    async fn ingest_batch(
-        &self,
-        access: Access,
-        batch: Option<EventBatch>,
-    ) -> Result<(String, BatchOutcome), Status> {
-        let batch = required(batch, "event_batch")?;
-        let outcome = self
-            .ingestor
-            .ingest_batch(&access, batch.events)
-            .await
-            .map_err(|error| error.to_status())?;
-        for (event_id, rejection) in &outcome.rejected {
-            tracing::debug!(event_id, %rejection, "event rejected");
-        }
-        Ok((batch.batch_id, outcome))
-    }
-
-    /// Confines the filter to what `access` (checked for `query`) may read, and forwards.
-    pub(crate) async fn query(
-        &self,
-        access: &Access,
-        query: Option<QueryRequest>,
-    ) -> Result<server::QueryEventsResponse, Status> {
-        let query = confine_query(access, query)?;
-        self.query.query_events(query).await
-    }
-
-    /// Confines the scope to what `access` (checked for `stats`) may count, and forwards.
-    pub(crate) async fn stats(
-        &self,
-        access: &Access,
-        mut request: server::GetEventStatsRequest,
-    ) -> Result<server::GetEventStatsResponse, Status> {
-        access
-            .confine(&mut request.tenant_id, &mut request.project_id)
-            .map_err(Status::permission_denied)?;
-        self.query.get_event_stats(request).await
-    }
-}
-
-/// A query's filter confined to what `access` may read: empty tenant and project are filled
-/// from the key, others must be the key's.
-pub(crate) fn confine_query(
-    access: &Access,
-    query: Option<QueryRequest>,
-) -> Result<Option<QueryRequest>, Status> {
-    if matches!(access, Access::Anyone) {
-        return Ok(query);
-    }
-    let mut query = query.unwrap_or_default();
-    let filter = query.filter.get_or_insert_with(Default::default);
-    access
-        .confine(&mut filter.tenant_id, &mut filter.project_id)
-        .map_err(|reason| Status::permission_denied(format!("filter.{reason}")))?;
-    Ok(Some(query))
 }
 
 fn count(value: usize) -> i32 {
@@ -230,9 +59,9 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::IngestEventRequest>,
     ) -> Result<Response<server::IngestEventResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Ingest)?;
+        let access = access_of(&request)?;
         let event_id =
-            GatewayService::ingest_event(self, access, request.into_inner().event).await?;
+            GatewayService::ingest_event(self, &access, request.into_inner().event).await?;
         Ok(Response::new(server::IngestEventResponse {
             event_id,
             status: "accepted".into(),
@@ -244,9 +73,9 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::IngestEventBatchRequest>,
     ) -> Result<Response<server::IngestEventBatchResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Ingest)?;
+        let access = access_of(&request)?;
         let (batch_id, outcome) = self
-            .ingest_batch(access, request.into_inner().event_batch)
+            .ingest_batch(&access, request.into_inner().event_batch)
             .await?;
         Ok(Response::new(server::IngestEventBatchResponse {
             batch_id,
@@ -260,7 +89,7 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::QueryEventsRequest>,
     ) -> Result<Response<server::QueryEventsResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Query)?;
+        let access = access_of(&request)?;
         self.query(&access, request.into_inner().query)
             .await
             .map(Response::new)
@@ -270,12 +99,20 @@ impl ChaukasServerService for GatewayService {
         &self,
         request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Stats)?;
+        let access = access_of(&request)?;
         self.stats(&access, request.into_inner())
             .await
             .map(Response::new)
     }
 }
+
+/// Metadata naming the events a `ChaukasClientService.IngestEventBatch` refused: its answer
+/// message is empty by contract, so this is the only place the caller can learn of them.
+pub const REJECTED_METADATA: &str = "chaukas-rejected-event-ids";
+/// Metadata with the number of refused events (the list above is capped).
+pub const REJECTED_COUNT_METADATA: &str = "chaukas-rejected-count";
+/// Most ids listed in [`REJECTED_METADATA`], so the header stays small.
+const MAX_LISTED_REJECTIONS: usize = 100;
 
 #[tonic::async_trait]
 impl ChaukasClientService for GatewayService {
@@ -299,26 +136,57 @@ impl ChaukasClientService for GatewayService {
         &self,
         request: Request<client::IngestEventRequest>,
     ) -> Result<Response<client::IngestEventResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Ingest)?;
-        GatewayService::ingest_event(self, access, request.into_inner().event).await?;
+        let access = access_of(&request)?;
+        GatewayService::ingest_event(self, &access, request.into_inner().event).await?;
         Ok(Response::new(client::IngestEventResponse {}))
     }
 
+    /// Refused events are named in the answer's metadata (`chaukas-rejected-count`,
+    /// `chaukas-rejected-event-ids`); when every event was refused the call fails with
+    /// INVALID_ARGUMENT and the first reason, since nothing at all was stored.
     async fn ingest_event_batch(
         &self,
         request: Request<client::IngestEventBatchRequest>,
     ) -> Result<Response<client::IngestEventBatchResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Ingest)?;
-        self.ingest_batch(access, request.into_inner().event_batch)
+        let access = access_of(&request)?;
+        let (_, outcome) = self
+            .ingest_batch(&access, request.into_inner().event_batch)
             .await?;
-        Ok(Response::new(client::IngestEventBatchResponse {}))
+        if outcome.accepted == 0
+            && let Some((event_id, rejection)) = outcome.rejected.first()
+        {
+            return Err(
+                chaukas_common::errors::ErrorKind::BadRequest.status(format!(
+                    "all {} events were rejected; the first, {event_id:?}: {rejection}",
+                    outcome.rejected.len()
+                )),
+            );
+        }
+        let mut response = Response::new(client::IngestEventBatchResponse {});
+        if !outcome.rejected.is_empty() {
+            let metadata = response.metadata_mut();
+            metadata.insert(
+                REJECTED_COUNT_METADATA,
+                tonic::metadata::MetadataValue::from(outcome.rejected.len()),
+            );
+            let ids: Vec<&str> = outcome
+                .rejected
+                .iter()
+                .take(MAX_LISTED_REJECTIONS)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            if let Ok(value) = ids.join(",").parse() {
+                metadata.insert(REJECTED_METADATA, value);
+            }
+        }
+        Ok(response)
     }
 
     async fn query_events(
         &self,
         request: Request<client::QueryEventsRequest>,
     ) -> Result<Response<client::QueryEventsResponse>, Status> {
-        let access = self.check(authorization(&request), Scope::Query)?;
+        let access = access_of(&request)?;
         let response = self.query(&access, request.into_inner().query).await?;
         Ok(Response::new(client::QueryEventsResponse {
             response: response.response,
@@ -326,24 +194,36 @@ impl ChaukasClientService for GatewayService {
     }
 }
 
+/// What bounds one gRPC server.
+pub(crate) struct GrpcLimits {
+    pub(crate) max_request_bytes: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_concurrent_streams: u32,
+}
+
 pub(crate) async fn serve(
     listener: TcpListener,
     service: GatewayService,
-    max_request_bytes: usize,
+    admission: GrpcAdmission,
+    cap: ConnectionCap,
+    limits: GrpcLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
     tonic::transport::Server::builder()
+        .timeout(limits.request_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(admission)
         .add_service(
             ChaukasServerServiceServer::new(service.clone())
-                .max_decoding_message_size(max_request_bytes),
+                .max_decoding_message_size(limits.max_request_bytes),
         )
         .add_service(
-            ChaukasClientServiceServer::new(service).max_decoding_message_size(max_request_bytes),
+            ChaukasClientServiceServer::new(service)
+                .max_decoding_message_size(limits.max_request_bytes),
         )
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(cap.incoming(listener), shutdown)
         .await?;
     Ok(())
 }

@@ -14,36 +14,41 @@
 //! before the body is read: 401 without a valid key, 403 without the route's scope or for
 //! another tenant's data (see `access`).
 
-use std::future::Future;
-use std::io::Read;
+use std::sync::Arc;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use chaukas_auth::Scope;
-use chaukas_common::health;
+use chaukas_common::errors::{ErrorKind, ServiceError};
 use chaukas_json::JsonMessage;
 use chaukas_proto::client::v1::{IngestEventBatchRequest, IngestEventRequest};
-use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
+use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest, QueryResponse};
 use chaukas_proto::server::v1::GetEventStatsRequest;
+use prost::Message;
 use serde_json::json;
-use tokio::net::TcpListener;
 
-use crate::GatewayError;
 use crate::access::Access;
-use crate::grpc::GatewayService;
-use crate::ingest::{IngestError, RETRY_AFTER};
+use crate::admission::{BodyBudget, BudgetBody, Reservation};
+use crate::http_body::{BodyLimits, read_body};
+use crate::ingest::IngestError;
+use crate::service::GatewayService;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct HttpState {
     /// The same handlers as gRPC: key checks, ingestion, forwarded reads.
     pub(crate) service: GatewayService,
-    /// Largest body accepted, before and after gzip decompression.
-    pub(crate) max_request_bytes: usize,
+    /// Ingestion bodies: size (before and after gzip) and time.
+    pub(crate) ingest_limits: Arc<BodyLimits>,
+    /// Read bodies (query, stats): small filters.
+    pub(crate) read_limits: Arc<BodyLimits>,
+    /// What every body is paid from.
+    pub(crate) budget: BodyBudget,
 }
 
 /// Ingestion routes merged with the health and metrics routes.
@@ -56,31 +61,34 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/query", post(query))
         .route("/v1/stats", post(stats))
         .route("/v1/capabilities", get(capabilities))
+        .route_layer(middleware::from_fn_with_state(state.clone(), on_budget))
         .with_state(state)
         .merge(health_routes)
 }
 
-pub(crate) async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), GatewayError> {
-    health::serve(listener, router, shutdown)
-        .await
-        .map_err(GatewayError::Http)
+/// Every body of these routes is read on the gateway's body budget; the bytes stay reserved
+/// until the answer is made.
+async fn on_budget(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let reservation = state.budget.reservation();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(reservation.clone());
+    let body = Body::new(BudgetBody::new(body, reservation.clone()));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    drop(reservation);
+    response
 }
 
 /// A refusal: status and a JSON body `{"error": "..."}` saying what to fix.
 #[derive(Debug)]
 pub(crate) struct HttpError {
-    status: StatusCode,
+    kind: ErrorKind,
     message: String,
 }
 
 impl HttpError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            status,
+            kind,
             message: message.into(),
         }
     }
@@ -88,19 +96,21 @@ impl HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = (
+            self.kind.http_status(),
+            axum::Json(json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.kind == ErrorKind::Unauthenticated {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"chaukas\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(RETRY_AFTER.as_secs()),
-            );
+        if let Some(after) = self.kind.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
         }
         response
     }
@@ -108,17 +118,7 @@ impl IntoResponse for HttpError {
 
 impl From<IngestError> for HttpError {
     fn from(error: IngestError) -> Self {
-        let status = match error {
-            IngestError::InvalidRequest(_) | IngestError::InvalidEvent(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            IngestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            IngestError::PermissionDenied(_) => StatusCode::FORBIDDEN,
-            IngestError::Overloaded { .. } | IngestError::Unavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        Self::new(status, error.to_string())
+        Self::new(error.kind(), error.public_message())
     }
 }
 
@@ -159,7 +159,7 @@ impl Format {
             "application/json" => Ok(Self::Json),
             json if json.starts_with("application/") && json.ends_with("+json") => Ok(Self::Json),
             other => Err(HttpError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorKind::UnsupportedMediaType,
                 format!(
                     "Content-Type {other:?} is not supported: send application/json or binary protobuf as application/x-protobuf"
                 ),
@@ -168,46 +168,12 @@ impl Format {
     }
 }
 
-/// Reads the body within `limit` bytes, gunzipping it (the decompressed size is bounded too).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    let too_large = || {
-        HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {limit} bytes; send smaller batches"),
-        )
-    };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw),
-        "gzip" => {
-            let mut decoded = Vec::new();
-            let read = flate2::read::GzDecoder::new(raw.as_ref())
-                .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
-                .read_to_end(&mut decoded)
-                .map_err(|error| {
-                    HttpError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("body is not valid gzip: {error}"),
-                    )
-                })?;
-            if read > limit {
-                return Err(too_large());
-            }
-            Ok(Bytes::from(decoded))
-        }
-        other => Err(HttpError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {other:?} is not supported: use gzip or none"),
-        )),
-    }
+/// A body with what it is read under.
+struct BodyToRead<'a> {
+    headers: &'a HeaderMap,
+    body: Body,
+    limits: &'a BodyLimits,
+    reservation: &'a Arc<Reservation>,
 }
 
 /// A request body decoded as `T`, with the format it came in.
@@ -220,9 +186,7 @@ struct Decoded<T> {
 /// be the bare `Bare` message (`Event` for `/events`), which `wrap` turns into `T`;
 /// `wrapper_keys` are the JSON keys that mark the wrapped form.
 async fn read_request<T, Bare>(
-    state: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
+    body: BodyToRead<'_>,
     wrapper_keys: &[&str],
     wrap: impl FnOnce(Bare) -> T,
 ) -> Result<Decoded<T>, HttpError>
@@ -230,16 +194,21 @@ where
     T: JsonMessage,
     Bare: JsonMessage,
 {
-    let format = Format::of(headers)?;
-    let bytes = read_body(headers, body, state.max_request_bytes).await?;
-    let invalid = |reason: String| HttpError::new(StatusCode::BAD_REQUEST, reason);
+    let format = Format::of(body.headers)?;
+    let bytes = read_body(body.headers, body.body, body.limits, Some(body.reservation)).await?;
+    let invalid = |reason: String| HttpError::new(ErrorKind::BadRequest, reason);
     let message = match format {
-        Format::Protobuf => T::decode(bytes).map_err(|error| {
-            invalid(format!(
-                "body is not a valid binary {}: {error}",
-                T::FULL_NAME
-            ))
-        })?,
+        Format::Protobuf => {
+            if T::FULL_NAME.ends_with(".IngestEventBatchRequest") {
+                chaukas_proto::codec::check_batch_wire(&bytes).map_err(invalid)?;
+            }
+            T::decode(bytes).map_err(|error| {
+                invalid(format!(
+                    "body is not a valid binary {}: {error}",
+                    T::FULL_NAME
+                ))
+            })?
+        }
         Format::Json => {
             let value: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|error| invalid(format!("body is not valid JSON: {error}")))?;
@@ -267,35 +236,77 @@ where
 }
 
 /// An answer in the request's format: binary protobuf, or JSON in the OpenAPI spelling.
-fn answer<T: JsonMessage>(status: StatusCode, format: Format, message: &T) -> Response {
+fn answer<T: JsonMessage>(format: Format, message: &T) -> Result<Response, HttpError> {
     match format {
-        Format::Json => (status, axum::Json(chaukas_json::to_openapi(message))).into_response(),
-        Format::Protobuf => (
-            status,
-            [(header::CONTENT_TYPE, "application/x-protobuf")],
-            message.encode_to_vec(),
-        )
-            .into_response(),
+        Format::Json => {
+            let value = chaukas_json::to_openapi(message).map_err(|error| {
+                HttpError::new(
+                    ErrorKind::Internal,
+                    chaukas_common::errors::internal(
+                        "the answer cannot be rendered as JSON",
+                        &error,
+                    ),
+                )
+            })?;
+            Ok((StatusCode::OK, axum::Json(value)).into_response())
+        }
+        Format::Protobuf => Ok(protobuf(message.encode_to_vec())),
+    }
+}
+
+fn protobuf(bytes: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        bytes,
+    )
+        .into_response()
+}
+
+/// A query page: JSON rendered one event at a time (see `chaukas_json::query_page_to_openapi`);
+/// an event that cannot be rendered fails this request, named in the log, never the process.
+fn answer_page(format: Format, page: &QueryResponse) -> Result<Response, HttpError> {
+    match format {
+        Format::Protobuf => Ok(protobuf(page.encode_to_vec())),
+        Format::Json => match chaukas_json::query_page_to_openapi(page) {
+            Ok(text) => Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                text,
+            )
+                .into_response()),
+            Err(error) => Err(HttpError::new(
+                ErrorKind::Internal,
+                chaukas_common::errors::internal(
+                    "a stored event of this page cannot be rendered as JSON; read it as protobuf",
+                    &error,
+                ),
+            )),
+        },
     }
 }
 
 async fn ingest_one(
     State(state): State<HttpState>,
+    Extension(reservation): Extension<Arc<Reservation>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let access = authorize(&state, &headers, Scope::Ingest)?;
-    let request: Decoded<IngestEventRequest> =
-        read_request(&state, &headers, body, &["event"], |event: Event| {
-            IngestEventRequest { event: Some(event) }
-        })
+    let to_read = BodyToRead {
+        headers: &headers,
+        body,
+        limits: &state.ingest_limits,
+        reservation: &reservation,
+    };
+    let request: Decoded<IngestEventRequest> = read_request(to_read, &["event"], |event: Event| {
+        IngestEventRequest { event: Some(event) }
+    })
+    .await?;
+    let event_id = state
+        .service
+        .ingest_event(&access, request.message.event)
         .await?;
-    let event = request
-        .message
-        .event
-        .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event is required"))?;
-    let event_id = event.event_id.clone();
-    state.service.ingestor.ingest_one(&access, event).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({
@@ -311,28 +322,28 @@ async fn ingest_one(
 
 async fn ingest_batch(
     State(state): State<HttpState>,
+    Extension(reservation): Extension<Arc<Reservation>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let access = authorize(&state, &headers, Scope::Ingest)?;
-    let request: Decoded<IngestEventBatchRequest> = read_request(
-        &state,
-        &headers,
+    let to_read = BodyToRead {
+        headers: &headers,
         body,
+        limits: &state.ingest_limits,
+        reservation: &reservation,
+    };
+    let request: Decoded<IngestEventBatchRequest> = read_request(
+        to_read,
         &["event_batch", "eventBatch"],
         |batch: EventBatch| IngestEventBatchRequest {
             event_batch: Some(batch),
         },
     )
     .await?;
-    let batch = request
-        .message
-        .event_batch
-        .ok_or_else(|| HttpError::new(StatusCode::BAD_REQUEST, "event_batch is required"))?;
-    let outcome = state
+    let (batch_id, outcome) = state
         .service
-        .ingestor
-        .ingest_batch(&access, batch.events)
+        .ingest_batch(&access, request.message.event_batch)
         .await?;
     let errors: Vec<_> = outcome
         .rejected
@@ -345,7 +356,7 @@ async fn ingest_batch(
         StatusCode::ACCEPTED,
         axum::Json(json!({
             "status": "accepted",
-            "batch_id": batch.batch_id,
+            "batch_id": batch_id,
             "accepted_count": outcome.accepted,
             "rejected_count": outcome.rejected.len(),
             "rejected_event_ids": outcome.rejected.iter().map(|(id, _)| id).collect::<Vec<_>>(),
@@ -358,58 +369,52 @@ async fn ingest_batch(
 /// `POST /v1/query`: a `QueryRequest` (JSON or protobuf) answered with a `QueryResponse`.
 async fn query(
     State(state): State<HttpState>,
+    Extension(reservation): Extension<Arc<Reservation>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let access = authorize(&state, &headers, Scope::Query)?;
+    let to_read = BodyToRead {
+        headers: &headers,
+        body,
+        limits: &state.read_limits,
+        reservation: &reservation,
+    };
     let request: Decoded<QueryRequest> =
-        read_request(&state, &headers, body, &[], |request: QueryRequest| request).await?;
+        read_request(to_read, &[], |request: QueryRequest| request).await?;
     let response = state
         .service
         .query(&access, Some(request.message))
         .await?
         .response
         .unwrap_or_default();
-    Ok(answer(StatusCode::OK, request.format, &response))
+    answer_page(request.format, &response)
 }
 
 /// `POST /v1/stats` (our addition to the document): `GetEventStatsRequest` in, response out.
 async fn stats(
     State(state): State<HttpState>,
+    Extension(reservation): Extension<Arc<Reservation>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
     let access = authorize(&state, &headers, Scope::Stats)?;
-    let request: Decoded<GetEventStatsRequest> = read_request(
-        &state,
-        &headers,
+    let to_read = BodyToRead {
+        headers: &headers,
         body,
-        &[],
-        |request: GetEventStatsRequest| request,
-    )
-    .await?;
+        limits: &state.read_limits,
+        reservation: &reservation,
+    };
+    let request: Decoded<GetEventStatsRequest> =
+        read_request(to_read, &[], |request: GetEventStatsRequest| request).await?;
     let response = state.service.stats(&access, request.message).await?;
-    Ok(answer(StatusCode::OK, request.format, &response))
+    answer(request.format, &response)
 }
 
 impl From<tonic::Status> for HttpError {
-    /// The query service's gRPC codes, as the HTTP statuses a REST caller expects.
+    /// A status of the shared service, as the error table's HTTP status.
     fn from(status: tonic::Status) -> Self {
-        use tonic::Code;
-        let code = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
-                StatusCode::BAD_REQUEST
-            }
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Code::PermissionDenied => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self::new(code, status.message())
+        Self::new(ErrorKind::of_status(&status), status.message())
     }
 }
 

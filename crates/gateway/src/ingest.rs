@@ -9,6 +9,8 @@ use chaukas_proto::common::v1::Event;
 use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use chaukas_common::errors::{ErrorKind, ServiceError};
+
 use crate::GatewaySettings;
 use crate::access::Access;
 use crate::metrics::GatewayMetrics;
@@ -59,26 +61,14 @@ pub enum IngestError {
     },
 }
 
-impl IngestError {
-    /// The gRPC status this error answers with.
-    pub fn to_status(&self) -> tonic::Status {
-        let mut status = match self {
-            Self::InvalidRequest(_) | Self::InvalidEvent(_) => {
-                return tonic::Status::invalid_argument(self.to_string());
-            }
-            Self::Unauthenticated(message) => return tonic::Status::unauthenticated(message),
-            Self::PermissionDenied(message) => {
-                return tonic::Status::permission_denied(message);
-            }
-            Self::Overloaded { .. } | Self::Unavailable { .. } => {
-                tonic::Status::unavailable(self.to_string())
-            }
-        };
-        status.metadata_mut().insert(
-            "retry-after",
-            tonic::metadata::MetadataValue::from(RETRY_AFTER.as_secs()),
-        );
-        status
+impl ServiceError for IngestError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidEvent(_) => ErrorKind::BadRequest,
+            Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Self::PermissionDenied(_) => ErrorKind::Forbidden,
+            Self::Overloaded { .. } | Self::Unavailable { .. } => ErrorKind::Unavailable,
+        }
     }
 }
 

@@ -7,11 +7,15 @@
 //! replicas can run behind a load balancer.
 
 mod access;
+mod admission;
 mod config;
 mod grpc;
 mod http;
+mod http_body;
 mod ingest;
+mod listener;
 mod metrics;
+mod service;
 pub mod validate;
 
 use std::future::Future;
@@ -66,10 +70,11 @@ pub struct BoundGateway {
     http: TcpListener,
     nats: async_nats::Client,
     ingestor: Arc<Ingestor>,
-    query: grpc::QueryForwarder,
+    query: service::QueryForwarder,
     guard: Arc<access::Guard>,
     registry: Arc<Registry>,
-    max_request_bytes: usize,
+    metrics: Arc<GatewayMetrics>,
+    settings: GatewaySettings,
     /// The event stream's name, which also names the API key bucket.
     stream: String,
 }
@@ -89,7 +94,8 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         config.gateway.clone(),
         metrics.clone(),
     );
-    let query = grpc::QueryForwarder::new(
+    chaukas_proto::codec::set_max_batch_events(config.gateway.max_batch_events);
+    let query = service::QueryForwarder::new(
         &config.gateway.query_endpoint,
         Duration::from_millis(config.gateway.query_timeout_ms),
     )?;
@@ -111,7 +117,8 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         nats,
         ingestor: Arc::new(ingestor),
         registry: Arc::new(registry),
-        max_request_bytes: config.gateway.max_request_bytes,
+        metrics,
+        settings: config.gateway.clone(),
         stream: config.nats.stream.clone(),
     })
 }
@@ -159,29 +166,11 @@ impl BoundGateway {
                 }
             }
         };
-        let service = grpc::GatewayService {
-            ingestor: self.ingestor.clone(),
-            query: self.query.clone(),
-            guard: self.guard.clone(),
-        };
-        let grpc = tokio::spawn(grpc::serve(
-            self.grpc,
-            service.clone(),
-            self.max_request_bytes,
-            stop.clone().cancelled_owned(),
-        ));
-        let router = http::router(
-            http::HttpState {
-                service,
-                max_request_bytes: self.max_request_bytes,
-            },
-            health::routes(ready, self.registry.clone()),
-        );
-        let http = tokio::spawn(http::serve(
-            self.http,
-            router,
-            stop.clone().cancelled_owned(),
-        ));
+        let grpc_addr = self.grpc_addr();
+        let http_addr = self.http_addr();
+        let flush = self.nats.clone();
+        let (grpc, http) = self.spawn_servers(ready, &stop);
+        tracing::debug!(%grpc_addr, %http_addr, "servers started");
         shutdown.await;
         tracing::info!("gateway draining in-flight requests");
         stop.cancel();
@@ -190,7 +179,7 @@ impl BoundGateway {
         http.expect("http server task panicked")?;
         // Every accepted request already waited for its ack; the flush only speeds up a
         // clean goodbye, so it must not hold the exit while NATS is away.
-        match tokio::time::timeout(Duration::from_secs(2), self.nats.flush()).await {
+        match tokio::time::timeout(Duration::from_secs(2), flush.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "nats flush on shutdown failed"),
             Err(_) => tracing::warn!("nats flush on shutdown timed out"),
@@ -199,6 +188,79 @@ impl BoundGateway {
         Ok(())
     }
 }
+
+impl BoundGateway {
+    /// Starts the gRPC and HTTP servers, sharing one connection cap and one body budget.
+    fn spawn_servers<Ready, ReadyFuture>(
+        self,
+        ready: Ready,
+        stop: &CancellationToken,
+    ) -> (ServerTask, ServerTask)
+    where
+        Ready: Fn() -> ReadyFuture + Clone + Send + Sync + 'static,
+        ReadyFuture: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let settings = self.settings.clone();
+        let service = service::GatewayService {
+            ingestor: self.ingestor.clone(),
+            query: self.query.clone(),
+            guard: self.guard.clone(),
+        };
+        let cap = listener::ConnectionCap::new(settings.max_connections, self.metrics.clone());
+        let budget =
+            admission::BodyBudget::new(settings.max_body_budget_bytes, self.metrics.clone());
+        let admission = admission::GrpcAdmission {
+            guard: self.guard.clone(),
+            budget: budget.clone(),
+            max_request_bytes: settings.max_request_bytes,
+        };
+        let limits = grpc::GrpcLimits {
+            max_request_bytes: settings.max_request_bytes,
+            request_timeout: Duration::from_millis(settings.request_timeout_ms),
+            max_concurrent_streams: settings.max_concurrent_streams,
+        };
+        let grpc = tokio::spawn(grpc::serve(
+            self.grpc,
+            service.clone(),
+            admission,
+            cap.clone(),
+            limits,
+            stop.clone().cancelled_owned(),
+        ));
+        let body_timeout = Duration::from_millis(settings.body_timeout_ms);
+        let stop = stop.clone();
+        let router = http::router(
+            http::HttpState {
+                service,
+                ingest_limits: Arc::new(http_body::BodyLimits {
+                    max_bytes: settings.max_request_bytes,
+                    timeout: body_timeout,
+                }),
+                read_limits: Arc::new(http_body::BodyLimits {
+                    max_bytes: settings.max_read_request_bytes,
+                    timeout: body_timeout,
+                }),
+                budget,
+            },
+            health::routes(ready, self.registry.clone()),
+        );
+        let http = tokio::spawn(async move {
+            listener::serve_http(
+                self.http,
+                router,
+                cap,
+                Duration::from_millis(settings.header_read_timeout_ms),
+                stop.clone().cancelled_owned(),
+            )
+            .await
+            .map_err(GatewayError::Http)
+        });
+        (grpc, http)
+    }
+}
+
+/// A running server's task.
+type ServerTask = tokio::task::JoinHandle<Result<(), GatewayError>>;
 
 /// Sets up the streams, then loads (and starts watching) the API keys, retrying while NATS
 /// is unreachable; the gateway is ready once both are done.

@@ -2,6 +2,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -21,6 +22,12 @@ pub struct GatewayMetrics {
     pub batch_events: Histogram,
     /// Requests refused for their credentials, by reason.
     pub auth_failures: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Connections open now (both listeners).
+    pub connections_open: Gauge,
+    /// Connections closed at once because the cap was reached.
+    pub connections_refused: Counter,
+    /// Requests refused for a timeout of the client's (headers, body), by which.
+    pub client_timeouts: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl GatewayMetrics {
@@ -34,6 +41,9 @@ impl GatewayMetrics {
             publish_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             auth_failures: Family::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            client_timeouts: Family::default(),
         };
         let registry = registry.sub_registry_with_prefix("chaukas_gateway");
         registry.register(
@@ -70,6 +80,21 @@ impl GatewayMetrics {
             "auth_failures",
             "Requests refused for their API key, by reason (missing, malformed, unknown, revoked, expired, scope)",
             metrics.auth_failures.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Connections open now on the gRPC and HTTP listeners",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because gateway.max_connections were open",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "client_timeouts",
+            "Requests ended because the client was too slow, by what it was sending",
+            metrics.client_timeouts.clone(),
         );
         metrics
     }

@@ -1,6 +1,7 @@
 //! What makes an event acceptable. Limits are documented in the README ("Ingestion
 //! limits"); every rejection names the field and says what to change.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chaukas_proto::common::v1::{Author, Event, EventStatus, EventType, Severity};
@@ -21,16 +22,19 @@ const MAX_TIMESTAMP_SECONDS: i64 = 4_102_444_800;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// Dotted path of the offending field, e.g. `event.tenant_id`.
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     /// What is wrong, phrased so the caller knows what to fix.
     pub problem: String,
+    /// Short, stable label for metrics (the field for fixed fields).
+    reason: &'static str,
 }
 
 impl Rejection {
     fn new(field: &'static str, problem: impl Into<String>) -> Self {
         Self {
-            field,
+            field: Cow::Borrowed(field),
             problem: problem.into(),
+            reason: field,
         }
     }
 
@@ -41,7 +45,7 @@ impl Rejection {
 
     /// Short, stable label for metrics.
     pub fn reason(&self) -> &'static str {
-        self.field
+        self.reason
     }
 }
 
@@ -130,7 +134,12 @@ pub fn validate(event: &Event, max_event_bytes: usize) -> Result<(), Rejection> 
             format!("is {size} bytes encoded; at most {max_event_bytes} are accepted"),
         ));
     }
-    Ok(())
+    // Whatever is acknowledged must be readable through every read path.
+    chaukas_json::check_event(event).map_err(|unrenderable| Rejection {
+        field: Cow::Owned(unrenderable.field),
+        problem: unrenderable.problem,
+        reason: "unrenderable",
+    })
 }
 
 fn required_id(field: &'static str, value: &str) -> Result<(), Rejection> {

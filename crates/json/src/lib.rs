@@ -12,7 +12,10 @@
 //! into canonical JSON first ([`spelling`]); answers are rendered the other way round.
 
 mod opaque_any;
+mod renderable;
 mod spelling;
+
+pub use renderable::{MAX_NESTING, Unrenderable, check_event};
 
 use std::sync::OnceLock;
 
@@ -37,6 +40,10 @@ pub enum JsonError {
         /// What is wrong and what would be accepted.
         reason: String,
     },
+    /// A message (a stored event) that cannot be written as JSON. Ingestion refuses what
+    /// would cause this ([`check_event`]); it remains for events stored before that check.
+    #[error("cannot be rendered as JSON: {0}")]
+    Render(String),
 }
 
 /// A message with a JSON form: ties the prost type to its descriptor's full name.
@@ -124,28 +131,71 @@ fn display_path(path: &serde_path_to_error::Path) -> String {
 
 /// Renders `message` in the OpenAPI document's spelling: short enum names, `content` with
 /// `kind`, proto field names, 64-bit integers as JSON numbers, default fields left out.
-pub fn to_openapi<T: JsonMessage>(message: &T) -> Value {
+pub fn to_openapi<T: JsonMessage>(message: &T) -> Result<Value, JsonError> {
     let descriptor = descriptor(T::FULL_NAME);
-    let mut value = canonical_value(&descriptor, message, false);
+    let mut value = canonical_value(&descriptor, message, false)?;
     spelling::to_openapi(&descriptor, &mut value);
-    value
+    Ok(value)
 }
 
 /// Renders `message` as protobuf's canonical JSON with proto field names (the form
 /// `chaukas-sdk` writes in file mode).
-pub fn to_canonical<T: JsonMessage>(message: &T) -> Value {
+pub fn to_canonical<T: JsonMessage>(message: &T) -> Result<Value, JsonError> {
     canonical_value(&descriptor(T::FULL_NAME), message, true)
+}
+
+/// A query page rendered as OpenAPI JSON text, one event at a time: each event's JSON tree is
+/// written out and dropped before the next is built, so the memory a page costs is its
+/// output plus one event's tree, not a tree of the whole page (which was ~30x its protobuf
+/// size). The text equals `to_openapi(response)` serialized.
+pub fn query_page_to_openapi(response: &common::QueryResponse) -> Result<Vec<u8>, PageRenderError> {
+    let mut out = Vec::with_capacity(prost::Message::encoded_len(response));
+    out.push(b'{');
+    if !response.events.is_empty() {
+        out.extend_from_slice(b"\"events\":[");
+        for (index, event) in response.events.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let value = to_openapi(event).map_err(|error| PageRenderError {
+                event_id: event.event_id.clone(),
+                reason: error.to_string(),
+            })?;
+            serde_json::to_writer(&mut out, &value).expect("writing JSON to a Vec cannot fail");
+        }
+        out.push(b']');
+    }
+    if !response.next_page_token.is_empty() {
+        if !response.events.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"next_page_token\":");
+        serde_json::to_writer(&mut out, &response.next_page_token)
+            .expect("writing JSON to a Vec cannot fail");
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// A stored event of a page that could not be rendered as JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("stored event {event_id:?} cannot be rendered as JSON: {reason}")]
+pub struct PageRenderError {
+    /// The event's id, for the operator's log.
+    pub event_id: String,
+    /// What went wrong.
+    pub reason: String,
 }
 
 fn canonical_value<T: JsonMessage>(
     descriptor: &prost_reflect::MessageDescriptor,
     message: &T,
     stringify_64_bit_integers: bool,
-) -> Value {
+) -> Result<Value, JsonError> {
     let mut dynamic = DynamicMessage::new(descriptor.clone());
     dynamic
         .transcode_from(message)
-        .expect("a prost message transcodes into its own descriptor");
+        .map_err(|error| JsonError::Render(error.to_string()))?;
     opaque_any::wrap_unresolvable(pool(), &mut dynamic);
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
@@ -153,9 +203,9 @@ fn canonical_value<T: JsonMessage>(
         .skip_default_fields(true);
     let mut value = dynamic
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .expect("every Any was made resolvable, so serialization cannot fail");
+        .map_err(|error| JsonError::Render(error.to_string()))?;
     opaque_any::unwrap_json(&mut value);
-    value
+    Ok(value)
 }
 
 #[cfg(test)]

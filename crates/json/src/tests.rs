@@ -51,11 +51,11 @@ fn canonical_spelling_decodes_with_either_field_name_style() {
 #[test]
 fn both_renderings_round_trip() {
     let event = tool_call_event();
-    let openapi = to_openapi(&event);
+    let openapi = to_openapi(&event).unwrap();
     assert_eq!(openapi["type"], "TOOL_CALL_START");
     assert_eq!(openapi["content"]["kind"], "tool_call");
     assert_eq!(from_value::<Event>(openapi).unwrap(), event);
-    let canonical = to_canonical(&event);
+    let canonical = to_canonical(&event).unwrap();
     assert_eq!(canonical["type"], "EVENT_TYPE_TOOL_CALL_START");
     assert_eq!(canonical["tool_call"]["name"], "search");
     assert_eq!(from_value::<Event>(canonical).unwrap(), event);
@@ -71,7 +71,10 @@ fn aliased_kinds_map_to_their_proto_fields() {
     assert!(
         matches!(event.content, Some(common::event::Content::Policy(ref p)) if p.outcome == "deny")
     );
-    assert_eq!(to_openapi(&event)["content"]["kind"], "policy_decision");
+    assert_eq!(
+        to_openapi(&event).unwrap()["content"]["kind"],
+        "policy_decision"
+    );
     let event: Event = from_value(
         json!({"event_id": "e", "content": {"kind": "error_info", "error_message": "x"}}),
     )
@@ -96,7 +99,7 @@ fn unknown_any_types_travel_opaquely() {
         type_url: "type.googleapis.com/vendor.Extension".into(),
         value: vec![8, 150, 1],
     });
-    let openapi = to_openapi(&event);
+    let openapi = to_openapi(&event).unwrap();
     assert_eq!(
         openapi["extensions"][0],
         json!({"@type": "type.googleapis.com/vendor.Extension", "value": "CJYB"})

@@ -6,6 +6,8 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
+pub mod codec;
+
 /// Messages shared by the client and server services: events, queries, capabilities.
 pub mod common {
     /// Version 1 of the shared messages.

@@ -6,16 +6,15 @@
 //! and excludes its end; results are ordered by (event time, event id), newest first unless
 //! `order_by_time` is ASC. Events without a client timestamp sort by their ingest time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chaukas_proto::common::v1::{Event, QueryFilter, QueryRequest, QueryResponse, SortOrder};
-use chaukas_store::timestamp_nanos;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::QueryError;
 use crate::page_token::{Cursor, PageTokens};
 use crate::sql::Sql;
+use crate::{QueryError, guardrails};
 
 /// Page size when the request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -40,6 +39,12 @@ pub fn validate(request: QueryRequest, tokens: &PageTokens) -> Result<EventQuery
     if filter.tenant_id.is_empty() {
         return Err(QueryError::invalid("query.filter.tenant_id is required"));
     }
+    guardrails::check_filter(&filter, "query.filter")?;
+    if request.page_token.len() > guardrails::MAX_PAGE_TOKEN_BYTES {
+        return Err(QueryError::invalid(
+            "query.page_token is not a token this service issued",
+        ));
+    }
     let page_size = match request.page_size {
         size if size < 0 => {
             return Err(QueryError::invalid(format!(
@@ -61,16 +66,7 @@ pub fn validate(request: QueryRequest, tokens: &PageTokens) -> Result<EventQuery
             )));
         }
     };
-    let range = filter.time.as_ref();
-    let start_ns = range.and_then(|r| r.start.as_ref()).map(timestamp_nanos);
-    let end_ns = range.and_then(|r| r.end.as_ref()).map(timestamp_nanos);
-    if let (Some(start), Some(end)) = (start_ns, end_ns)
-        && start > end
-    {
-        return Err(QueryError::invalid(
-            "query.filter.time.start must not be after query.filter.time.end",
-        ));
-    }
+    let (start_ns, end_ns) = guardrails::time_range(filter.time.as_ref(), "query.filter.time")?;
     let mut digest_input = filter.encode_to_vec();
     digest_input.push(u8::from(descending));
     let digest: [u8; 32] = Sha256::digest(&digest_input).into();
@@ -94,14 +90,23 @@ pub fn validate(request: QueryRequest, tokens: &PageTokens) -> Result<EventQuery
     })
 }
 
+impl EventQuery {
+    /// The tenant whose events are read.
+    pub fn tenant(&self) -> &str {
+        &self.filter.tenant_id
+    }
+}
+
 /// Project and time window an entity (a session or a trace) occupies.
 type Window = (String, i64, i64);
 
-/// Runs a validated query.
+/// Runs a validated query. The page stops early once its payloads reach `max_page_bytes`
+/// (never before its first event), and its token then continues after the last event sent.
 pub async fn run(
     client: &clickhouse::Client,
     query: &EventQuery,
     tokens: &PageTokens,
+    max_page_bytes: usize,
 ) -> Result<QueryResponse, QueryError> {
     let windows = narrowing_windows(client, &query.filter).await?;
     if windows.as_ref().is_some_and(Vec::is_empty) {
@@ -118,7 +123,10 @@ pub async fn run(
         .map_err(|source| QueryError::store(sql.as_str(), source))?;
     let more = page.len() > query.page_size;
     page.truncate(query.page_size);
-    let next_page_token = match (more, page.last()) {
+    let payloads = payloads(client, query, &page, max_page_bytes).await?;
+    let cut = payloads.len() < page.len();
+    page.truncate(payloads.len());
+    let next_page_token = match (more || cut, page.last()) {
         (true, Some(last)) => tokens.issue(
             &Cursor {
                 event_time_ns: last.event_time_ns,
@@ -128,21 +136,12 @@ pub async fn run(
         ),
         _ => String::new(),
     };
-    let mut payloads = payloads(client, &query.filter.tenant_id, &page).await?;
-    let events = page
+    let events = payloads
         .iter()
-        .map(|key| {
-            let payload = payloads
-                .remove(&(
-                    key.project_id.clone(),
-                    key.event_time_ns,
-                    key.event_id.clone(),
-                ))
-                .ok_or_else(|| {
-                    QueryError::Corrupt(format!("event {} vanished between reads", key.event_id))
-                })?;
+        .zip(&page)
+        .map(|(payload, key)| {
             Event::decode(payload.as_slice())
-                .map_err(|error| QueryError::Corrupt(error.to_string()))
+                .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(QueryResponse {
@@ -159,25 +158,28 @@ struct PageKey {
     event_id: String,
 }
 
-/// The payloads of a page's rows, keyed by (project, time, id): one read bounded by the
-/// primary key (tenant, the page's projects, its time span).
+/// The payloads of a page's first rows, in page order, until they reach `max_bytes` (at
+/// least one): one read bounded by the primary key (tenant, the page's projects, its time
+/// span), streamed in the page's order so reading stops as soon as the budget is spent.
 async fn payloads(
     client: &clickhouse::Client,
-    tenant_id: &str,
+    query: &EventQuery,
     page: &[PageKey],
-) -> Result<HashMap<(String, i64, String), Vec<u8>>, QueryError> {
+    max_bytes: usize,
+) -> Result<Vec<Vec<u8>>, QueryError> {
     let (Some(earliest), Some(latest)) = (
         page.iter().map(|key| key.event_time_ns).min(),
         page.iter().map(|key| key.event_time_ns).max(),
     ) else {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     };
     let projects: BTreeSet<&String> = page.iter().map(|key| &key.project_id).collect();
     let ids: BTreeSet<&String> = page.iter().map(|key| &key.event_id).collect();
     let mut sql = Sql::new(
         "SELECT project_id, event_time_ns, event_id, payload FROM events WHERE tenant_id = ",
     );
-    sql.text(tenant_id)
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    sql.text(&query.filter.tenant_id)
         .push(" AND project_id IN (")
         .texts(projects)
         .push(") AND event_time_ns >= ")
@@ -186,7 +188,9 @@ async fn payloads(
         .int(latest)
         .push(" AND event_id IN (")
         .texts(ids)
-        .push(")");
+        .push(&format!(
+            ") ORDER BY event_time_ns {direction}, event_id {direction}"
+        ));
     #[derive(serde::Deserialize, clickhouse::Row)]
     struct Payload {
         project_id: String,
@@ -195,20 +199,33 @@ async fn payloads(
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     }
-    let rows: Vec<Payload> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            (
-                (row.project_id, row.event_time_ns, row.event_id),
-                row.payload,
-            )
-        })
-        .collect())
+    let store_error = |source| QueryError::store(sql.as_str(), source);
+    let mut rows = sql.query(client).fetch::<Payload>().map_err(store_error)?;
+    let mut found = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().await.map_err(store_error)? {
+        let Some(key) = page.get(found.len()) else {
+            break;
+        };
+        // Another copy of a key already read, or a row outside the page: not this page's.
+        if (&row.project_id, row.event_time_ns, &row.event_id)
+            != (&key.project_id, key.event_time_ns, &key.event_id)
+        {
+            continue;
+        }
+        if !found.is_empty() && bytes + row.payload.len() > max_bytes {
+            return Ok(found);
+        }
+        bytes += row.payload.len();
+        found.push(row.payload);
+    }
+    if let Some(missing) = page.get(found.len()) {
+        return Err(QueryError::Corrupt(format!(
+            "event {:?} vanished between reads",
+            missing.event_id
+        )));
+    }
+    Ok(found)
 }
 
 /// For a session or trace filter, the projects and time windows that entity occupies (from

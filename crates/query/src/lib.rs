@@ -5,6 +5,7 @@
 //! service names and `GetEventStats` under the server's.
 
 mod events;
+pub mod guardrails;
 mod metrics;
 pub mod page_token;
 mod sql;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chaukas_common::errors::{self, ErrorKind, ServiceError as _};
 use chaukas_common::health::{self, BindError};
 use chaukas_proto::client::v1 as client;
 use chaukas_proto::client::v1::chaukas_client_service_server::{
@@ -59,6 +61,16 @@ pub struct QuerySettings {
     /// keeps a corrupted or hand-edited token from silently returning the wrong page; a
     /// token can only ever move through the caller's own query.
     pub page_token_secret: String,
+    /// A QueryEvents page stops once its events reach this many bytes (at least one event
+    /// is always returned) and hands back a page token for the rest, so a page of large
+    /// events costs bounded memory here, in the gateway and in the client.
+    pub max_page_bytes: usize,
+    /// Reads one tenant may run at once; more are refused with RESOURCE_EXHAUSTED / 429.
+    pub max_reads_per_tenant: usize,
+    /// ClickHouse `max_execution_time` of every read statement, in seconds.
+    pub max_execution_secs: u64,
+    /// ClickHouse `max_memory_usage` of every read statement, in bytes.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for QuerySettings {
@@ -67,6 +79,10 @@ impl Default for QuerySettings {
             grpc_listen: "0.0.0.0:50052".into(),
             http_listen: "0.0.0.0:8082".into(),
             page_token_secret: "chaukas-local-page-token-secret".into(),
+            max_page_bytes: 8 * 1024 * 1024,
+            max_reads_per_tenant: 8,
+            max_execution_secs: 20,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -88,19 +104,27 @@ pub enum ServiceError {
     Http(#[source] std::io::Error),
 }
 
-/// Why one query was not answered; each maps to one gRPC status.
+/// Why one query was not answered; each has its place in the error table.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The request is malformed; the message says what to fix (INVALID_ARGUMENT).
+    /// The request is malformed; the message says what to fix.
     #[error("{0}")]
     Invalid(String),
-    /// ClickHouse failed or is unreachable (UNAVAILABLE: retrying may help).
+    /// The tenant already runs its share of reads.
+    #[error("{0}")]
+    Busy(String),
+    /// ClickHouse failed, refused or is unreachable.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored payload does not decode (INTERNAL: the audit trail needs attention).
+    /// A stored payload does not decode (the audit trail needs attention).
     #[error("a stored event does not decode: {0}")]
     Corrupt(String),
 }
+
+/// ClickHouse error codes a read can meet because of its own size, not a fault.
+const TIMEOUT_EXCEEDED: u32 = 159;
+const TOO_MANY_ROWS_OR_BYTES: [u32; 2] = [158, 307];
+const MEMORY_LIMIT_EXCEEDED: u32 = 241;
 
 impl QueryError {
     fn invalid(message: impl Into<String>) -> Self {
@@ -114,18 +138,67 @@ impl QueryError {
         })
     }
 
-    /// The gRPC status this error answers with.
-    pub fn to_status(&self) -> Status {
+    /// The ClickHouse exception code of a store error, if the server sent one.
+    fn clickhouse_code(&self) -> Option<u32> {
+        let Self::Store(StoreError::Query {
+            source: clickhouse::error::Error::BadResponse(text),
+            ..
+        }) = self
+        else {
+            return None;
+        };
+        let rest = text.split("Code: ").nth(1)?;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Query {
+                source: clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut,
+                ..
+            })
+        )
+    }
+}
+
+impl errors::ServiceError for QueryError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Invalid(message) => Status::invalid_argument(message.clone()),
-            Self::Store(error) => {
-                tracing::warn!(%error, "query failed in clickhouse");
-                Status::unavailable(format!("storage unavailable, retry: {error}"))
+            Self::Invalid(_) => ErrorKind::BadRequest,
+            Self::Busy(_) => ErrorKind::TooManyRequests,
+            Self::Corrupt(_) => ErrorKind::Internal,
+            Self::Store(_) => match self.clickhouse_code() {
+                Some(TIMEOUT_EXCEEDED) => ErrorKind::Timeout,
+                Some(code) if TOO_MANY_ROWS_OR_BYTES.contains(&code) => ErrorKind::TooLarge,
+                Some(MEMORY_LIMIT_EXCEEDED) => ErrorKind::TooLarge,
+                Some(_) => ErrorKind::Internal,
+                None if self.is_connection_failure() => ErrorKind::Unavailable,
+                None => ErrorKind::Internal,
+            },
+        }
+    }
+
+    /// Store and decoding failures are told as a sentence and a request id; the SQL and the
+    /// server's message go to the log only.
+    fn public_message(&self) -> String {
+        match (self, self.kind()) {
+            (Self::Invalid(message) | Self::Busy(message), _) => message.clone(),
+            (_, ErrorKind::Timeout) => errors::internal(
+                "the query ran past its time limit; narrow it (time range, session, type)",
+                self,
+            ),
+            (_, ErrorKind::TooLarge) => errors::internal(
+                "the query needs more memory or rows than a read may use; narrow it",
+                self,
+            ),
+            (_, ErrorKind::Unavailable) => {
+                errors::internal("storage is unavailable; retry shortly", self)
             }
-            Self::Corrupt(message) => {
-                tracing::error!(message, "stored event does not decode");
-                Status::internal(self.to_string())
-            }
+            _ => errors::internal("the query failed on the server", self),
         }
     }
 }
@@ -135,7 +208,7 @@ pub struct BoundQuery {
     grpc: TcpListener,
     http: TcpListener,
     clickhouse: clickhouse::Client,
-    page_token_secret: String,
+    settings: QuerySettings,
 }
 
 /// Binds the listeners and prepares the ClickHouse client (no connection is made yet: the
@@ -144,8 +217,20 @@ pub async fn bind(config: &QueryConfig) -> Result<BoundQuery, ServiceError> {
     Ok(BoundQuery {
         grpc: health::bind(&config.query.grpc_listen).await?,
         http: health::bind(&config.query.http_listen).await?,
-        clickhouse: config.clickhouse.client()?,
-        page_token_secret: config.query.page_token_secret.clone(),
+        // Every read statement runs under these limits on the server itself, so a query
+        // that outlives its caller still ends.
+        clickhouse: config
+            .clickhouse
+            .client()?
+            .with_setting(
+                "max_execution_time",
+                config.query.max_execution_secs.to_string(),
+            )
+            .with_setting(
+                "max_memory_usage",
+                config.query.max_memory_bytes.to_string(),
+            ),
+        settings: config.query.clone(),
     })
 }
 
@@ -167,8 +252,10 @@ impl BoundQuery {
         let mut registry = Registry::default();
         let service = QueryService {
             clickhouse: self.clickhouse.clone(),
-            tokens: Arc::new(PageTokens::new(&self.page_token_secret)),
+            tokens: Arc::new(PageTokens::new(&self.settings.page_token_secret)),
             metrics: Arc::new(QueryMetrics::register(&mut registry)),
+            reads: guardrails::TenantReads::new(self.settings.max_reads_per_tenant),
+            max_page_bytes: self.settings.max_page_bytes,
         };
         let clickhouse = self.clickhouse.clone();
         let ready = move || {
@@ -187,6 +274,7 @@ impl BoundQuery {
         ));
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
+                .max_concurrent_streams(256)
                 .add_service(ChaukasServerServiceServer::new(service.clone()))
                 .add_service(ChaukasClientServiceServer::new(service))
                 .serve_with_incoming_shutdown(
@@ -217,6 +305,8 @@ struct QueryService {
     clickhouse: clickhouse::Client,
     tokens: Arc<PageTokens>,
     metrics: Arc<QueryMetrics>,
+    reads: Arc<guardrails::TenantReads>,
+    max_page_bytes: usize,
 }
 
 impl QueryService {
@@ -225,7 +315,8 @@ impl QueryService {
         let started = Instant::now();
         let result = async {
             let query = events::validate(query.unwrap_or_default(), &self.tokens)?;
-            events::run(&self.clickhouse, &query, &self.tokens).await
+            let _slot = self.reads.start(query.tenant())?;
+            events::run(&self.clickhouse, &query, &self.tokens, self.max_page_bytes).await
         }
         .await;
         self.metrics.observe("QueryEvents", started, result.is_ok());
@@ -281,7 +372,12 @@ impl ChaukasServerService for QueryService {
         request: Request<server::GetEventStatsRequest>,
     ) -> Result<Response<server::GetEventStatsResponse>, Status> {
         let started = Instant::now();
-        let result = stats::run(&self.clickhouse, request.get_ref()).await;
+        let request = request.get_ref();
+        let result = async {
+            let _slot = self.reads.start(&request.tenant_id)?;
+            stats::run(&self.clickhouse, request).await
+        }
+        .await;
         self.metrics
             .observe("GetEventStats", started, result.is_ok());
         result.map(Response::new).map_err(|error| error.to_status())

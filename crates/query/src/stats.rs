@@ -15,10 +15,9 @@ use std::collections::HashMap;
 
 use chaukas_proto::common::v1::EventType;
 use chaukas_proto::server::v1::{GetEventStatsRequest, GetEventStatsResponse};
-use chaukas_store::timestamp_nanos;
 
-use crate::QueryError;
 use crate::sql::Sql;
+use crate::{QueryError, guardrails};
 
 /// Width of a bucket of the aggregate tables.
 pub const MINUTE_NS: i64 = 60_000_000_000;
@@ -75,16 +74,19 @@ pub async fn run(
     if request.tenant_id.is_empty() {
         return Err(QueryError::invalid("tenant_id is required"));
     }
-    let range = request.time_range.as_ref();
-    let start = range.and_then(|r| r.start.as_ref()).map(timestamp_nanos);
-    let end = range.and_then(|r| r.end.as_ref()).map(timestamp_nanos);
-    if let (Some(start), Some(end)) = (start, end)
-        && start > end
-    {
-        return Err(QueryError::invalid(
-            "time_range.start must not be after time_range.end",
-        ));
+    for (name, value) in [
+        ("tenant_id", &request.tenant_id),
+        ("project_id", &request.project_id),
+    ] {
+        if value.len() > guardrails::MAX_FILTER_ID_BYTES {
+            return Err(QueryError::invalid(format!(
+                "{name} is {} bytes; at most {} are allowed",
+                value.len(),
+                guardrails::MAX_FILTER_ID_BYTES
+            )));
+        }
     }
+    let (start, end) = guardrails::time_range(request.time_range.as_ref(), "time_range")?;
     let split = split(start, end);
     let scope = Scope {
         tenant_id: &request.tenant_id,
