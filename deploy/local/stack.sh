@@ -31,13 +31,15 @@ service_env() {
   export CHAUKAS_CLICKHOUSE__URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
   export CHAUKAS_GATEWAY__GRPC_LISTEN="0.0.0.0:$GATEWAY_GRPC_PORT"
   export CHAUKAS_GATEWAY__HTTP_LISTEN="0.0.0.0:$GATEWAY_HTTP_PORT"
-  export CHAUKAS_WRITER__HTTP_LISTEN="0.0.0.0:$WRITER_HTTP_PORT"
-  export CHAUKAS_QUERY__GRPC_LISTEN="0.0.0.0:$QUERY_GRPC_PORT"
+  # Internal ports (the query service, health and metrics of writer and query) stay on
+  # loopback: only the gateway is meant to be reached from elsewhere.
+  export CHAUKAS_WRITER__HTTP_LISTEN="127.0.0.1:$WRITER_HTTP_PORT"
+  export CHAUKAS_QUERY__GRPC_LISTEN="127.0.0.1:$QUERY_GRPC_PORT"
   export CHAUKAS_GATEWAY__QUERY_ENDPOINT="http://127.0.0.1:$QUERY_GRPC_PORT"
   # A laptop: requests without a Chaukas key are let through (the gateway warns loudly);
   # a real key, such as the development key below, is still checked.
   export CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED="${CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED:-true}"
-  export CHAUKAS_QUERY__HTTP_LISTEN="0.0.0.0:$QUERY_HTTP_PORT"
+  export CHAUKAS_QUERY__HTTP_LISTEN="127.0.0.1:$QUERY_HTTP_PORT"
 }
 
 up() {
@@ -86,10 +88,13 @@ TEXT
 # The development key: created once per NATS data directory, kept in $DEV_KEY_FILE.
 DEV_KEY_FILE=$RUN_DIR/dev-api-key
 dev_key() {
-  local bin=$1 id
+  local bin=$1 id listing
   if [ -s "$DEV_KEY_FILE" ]; then
     id=$(sed -E 's/^chk_([0-9a-f]{12})_.*/\1/' "$DEV_KEY_FILE")
-    if "$bin" keys list 2>/dev/null | grep -q "^$id  active"; then
+    # The listing is read whole first: `keys list | grep -q` fails under pipefail once grep
+    # stops reading early (SIGPIPE), which made every start create another key.
+    listing=$("$bin" keys list 2>/dev/null || true)
+    if grep -q "^$id  active" <<<"$listing"; then
       return 0
     fi
   fi

@@ -25,6 +25,10 @@ pub struct WriterSettings {
     /// Flush when this many events are waiting. Under load a writer inserts this many rows
     /// at a time (ClickHouse wants few, large inserts).
     pub max_batch_events: usize,
+    /// Flush when the waiting messages hold this many bytes, however few events they are:
+    /// a flood of large events must not grow the writer's memory (each byte is held about
+    /// three times: message, decoded event, row).
+    pub max_batch_bytes: usize,
     /// Flush when the oldest waiting message is this old, in ms: the latency floor from
     /// acceptance to queryable (with the claim and insert time), and about three inserts per
     /// second per writer when quiet.
@@ -50,6 +54,7 @@ impl Default for WriterSettings {
         Self {
             http_listen: "0.0.0.0:8081".into(),
             max_batch_events: 20_000,
+            max_batch_bytes: 64 * 1024 * 1024,
             max_batch_age_ms: 300,
             statement_timeout_ms: 10_000,
             ack_wait_secs: 30,

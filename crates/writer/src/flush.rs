@@ -75,6 +75,10 @@ impl Held {
     fn events(&self) -> usize {
         self.content.as_ref().map_or(1, Vec::len)
     }
+
+    fn bytes(&self) -> usize {
+        self.message.payload.len()
+    }
 }
 
 /// Messages waiting to be stored together.
@@ -82,6 +86,7 @@ impl Held {
 pub struct Batch {
     held: Vec<Held>,
     events: usize,
+    bytes: usize,
     oldest: Option<Instant>,
 }
 
@@ -89,6 +94,7 @@ impl Batch {
     /// Adds a decoded message.
     pub fn push(&mut self, held: Held) {
         self.events += held.events();
+        self.bytes += held.bytes();
         self.oldest.get_or_insert_with(Instant::now);
         self.held.push(held);
     }
@@ -96,6 +102,11 @@ impl Batch {
     /// Events waiting.
     pub fn events(&self) -> usize {
         self.events
+    }
+
+    /// Message bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether nothing waits.
@@ -119,6 +130,7 @@ impl Batch {
             nak(&held.message, None).await;
         }
         self.events = kept.iter().map(Held::events).sum();
+        self.bytes = kept.iter().map(Held::bytes).sum();
         if kept.is_empty() {
             self.oldest = None;
         }
@@ -127,6 +139,7 @@ impl Batch {
 
     fn take(&mut self) -> Vec<Held> {
         self.events = 0;
+        self.bytes = 0;
         self.oldest = None;
         std::mem::take(&mut self.held)
     }

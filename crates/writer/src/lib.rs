@@ -308,6 +308,7 @@ impl Loop<'_> {
                         flush::nak(&delivery.message, None).await;
                     }
                     batch.events() >= self.settings.max_batch_events
+                        || batch.bytes() >= self.settings.max_batch_bytes
                 }
                 _ = age_check.tick() => !batch.is_empty() && batch.age() >= max_age,
             };
