@@ -43,6 +43,8 @@ pub struct Pipeline {
     pub http: SocketAddr,
     /// The in-process writer's HTTP address, if there is one.
     pub writer_http: Option<SocketAddr>,
+    /// The query service's gRPC address (internal: gateways present its token).
+    pub query_grpc: SocketAddr,
     /// The test's database.
     pub db: TestDatabase,
     /// Settings pointing at it.
@@ -95,7 +97,8 @@ impl Pipeline {
         query_config.query.grpc_listen = "127.0.0.1:0".into();
         query_config.query.http_listen = "127.0.0.1:0".into();
         let bound_query = chaukas_query::bind(&query_config).await.unwrap();
-        gateway.gateway.query_endpoint = format!("http://{}", bound_query.grpc_addr());
+        let query_grpc = bound_query.grpc_addr();
+        gateway.gateway.query_endpoint = format!("http://{query_grpc}");
         adjust(&mut gateway, &mut writer);
 
         let (stop_query, query_stopped) = oneshot::channel::<()>();
@@ -141,6 +144,7 @@ impl Pipeline {
             grpc,
             http,
             writer_http,
+            query_grpc,
             db,
             clickhouse,
             nats,

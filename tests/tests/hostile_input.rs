@@ -441,3 +441,41 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
+
+/// Defect 7: the query service answers gateways only; reaching its port is not enough.
+#[tokio::test]
+async fn the_query_service_refuses_callers_without_the_internal_token() {
+    let pipeline = Pipeline::start().await;
+    let query = QueryRequest {
+        filter: Some(QueryFilter {
+            tenant_id: "anyone".into(),
+            ..QueryFilter::default()
+        }),
+        ..QueryRequest::default()
+    };
+    let direct = raw_grpc::call(
+        pipeline.query_grpc,
+        QUERY_EVENTS,
+        query_request(query.clone()),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(direct.code(), Code::Unauthenticated, "{direct:?}");
+    assert!(
+        direct.message().contains("x-chaukas-internal-token"),
+        "{direct:?}"
+    );
+    let through_gateway =
+        raw_grpc::call(pipeline.grpc, QUERY_EVENTS, query_request(query), None).await;
+    assert!(through_gateway.is_ok(), "{through_gateway:?}");
+    let health = raw_grpc::call(
+        pipeline.query_grpc,
+        "/chaukas.spec.server.v1.ChaukasServerService/Healthz",
+        Vec::new(),
+        None,
+    )
+    .await;
+    assert!(health.is_ok(), "probes need no token: {health:?}");
+    pipeline.stop().await;
+}

@@ -5,5 +5,6 @@
 pub mod config;
 pub mod errors;
 pub mod health;
+pub mod internal;
 pub mod shutdown;
 pub mod telemetry;

@@ -32,6 +32,8 @@ pub struct GatewaySettings {
     pub publish_timeout_ms: u64,
     /// The query service QueryEvents and GetEventStats are forwarded to.
     pub query_endpoint: String,
+    /// The query service's `query.internal_token`, sent with every forwarded read.
+    pub query_token: String,
     /// Longest a forwarded query may take before the gateway answers DEADLINE_EXCEEDED.
     pub query_timeout_ms: u64,
     /// Bytes of request bodies held at once, all requests together; each body frame costs
@@ -67,6 +69,7 @@ impl Default for GatewaySettings {
             max_inflight_bytes: 256 * 1024 * 1024,
             publish_timeout_ms: 5_000,
             query_endpoint: "http://127.0.0.1:50052".into(),
+            query_token: chaukas_common::internal::LOCAL_TOKEN.into(),
             query_timeout_ms: 30_000,
             max_body_budget_bytes: 256 * 1024 * 1024,
             max_connections: 4_096,

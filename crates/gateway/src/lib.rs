@@ -97,6 +97,7 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
     chaukas_proto::codec::set_max_batch_events(config.gateway.max_batch_events);
     let query = service::QueryForwarder::new(
         &config.gateway.query_endpoint,
+        &config.gateway.query_token,
         Duration::from_millis(config.gateway.query_timeout_ms),
     )?;
     let guard = Arc::new(access::Guard::new(

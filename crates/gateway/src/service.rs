@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chaukas_common::errors::{ErrorKind, ServiceError};
+use chaukas_common::internal::TokenAttach;
 use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
 
@@ -35,13 +37,17 @@ pub(crate) struct GatewayService {
 /// Forwards reads to the query service, which scales apart from ingestion.
 #[derive(Clone)]
 pub(crate) struct QueryForwarder {
-    client: ChaukasServerServiceClient<Channel>,
+    client: ChaukasServerServiceClient<InterceptedService<Channel, TokenAttach>>,
 }
 
 impl QueryForwarder {
     /// A forwarder that connects on first use (and reconnects after failures), so the
     /// gateway starts and ingests even while the query service is down.
-    pub(crate) fn new(endpoint: &str, timeout: Duration) -> Result<Self, GatewayError> {
+    pub(crate) fn new(
+        endpoint: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Self, GatewayError> {
         let channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|error| GatewayError::QueryEndpoint {
                 endpoint: endpoint.to_owned(),
@@ -50,7 +56,7 @@ impl QueryForwarder {
             .timeout(timeout)
             .connect_lazy();
         Ok(Self {
-            client: ChaukasServerServiceClient::new(channel)
+            client: ChaukasServerServiceClient::with_interceptor(channel, TokenAttach::new(token))
                 .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
         })
     }

@@ -61,6 +61,11 @@ pub struct QuerySettings {
     /// keeps a corrupted or hand-edited token from silently returning the wrong page; a
     /// token can only ever move through the caller's own query.
     pub page_token_secret: String,
+    /// The credential gateways present (`x-chaukas-internal-token`); calls without it are
+    /// refused, so reaching the port is not enough to read any tenant's events. Every gateway's
+    /// `gateway.query_token` must equal it; set both from one secret
+    /// (`CHAUKAS_QUERY__INTERNAL_TOKEN`).
+    pub internal_token: String,
     /// A QueryEvents page stops once its events reach this many bytes (at least one event
     /// is always returned) and hands back a page token for the rest, so a page of large
     /// events costs bounded memory here, in the gateway and in the client.
@@ -79,6 +84,7 @@ impl Default for QuerySettings {
             grpc_listen: "0.0.0.0:50052".into(),
             http_listen: "0.0.0.0:8082".into(),
             page_token_secret: "chaukas-local-page-token-secret".into(),
+            internal_token: chaukas_common::internal::LOCAL_TOKEN.into(),
             max_page_bytes: 8 * 1024 * 1024,
             max_reads_per_tenant: 8,
             max_execution_secs: 20,
@@ -257,6 +263,18 @@ impl BoundQuery {
             reads: guardrails::TenantReads::new(self.settings.max_reads_per_tenant),
             max_page_bytes: self.settings.max_page_bytes,
         };
+        let check = chaukas_common::internal::TokenCheck::new(&self.settings.internal_token);
+        if chaukas_common::internal::exposed_with_local_token(
+            &self.settings.grpc_listen,
+            &self.settings.internal_token,
+        ) {
+            tracing::warn!(
+                "query.internal_token is the built-in development token while the query service \
+                 listens on {}: set CHAUKAS_QUERY__INTERNAL_TOKEN (and every gateway's \
+                 CHAUKAS_GATEWAY__QUERY_TOKEN) from a secret",
+                self.settings.grpc_listen
+            );
+        }
         let clickhouse = self.clickhouse.clone();
         let ready = move || {
             let clickhouse = clickhouse.clone();
@@ -275,6 +293,7 @@ impl BoundQuery {
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .max_concurrent_streams(256)
+                .layer(check)
                 .add_service(ChaukasServerServiceServer::new(service.clone()))
                 .add_service(ChaukasClientServiceServer::new(service))
                 .serve_with_incoming_shutdown(
