@@ -24,6 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 bash deploy/local/stack.sh up >/dev/null
+# The stack's NATS and ClickHouse credentials (the raw baselines talk to both directly).
+set -a; source "$RUN_DIR/cli.env"; set +a
 cargo build --release --quiet -p chaukas-bench
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit="$commit-dirty"

@@ -25,8 +25,29 @@ chaukas_bin() {
   echo "${CARGO_TARGET_DIR:-$ROOT/target}/$dir/chaukas"
 }
 
-# One environment for every service, so they agree on where NATS and ClickHouse are.
+# local_secret NAME: a random secret kept in $RUN_DIR/secrets/NAME (made on first use), so
+# the internal hops of the local stack are authenticated like a deployment's.
+local_secret() {
+  local file="$RUN_DIR/secrets/$1"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$RUN_DIR/secrets"
+    chmod 700 "$RUN_DIR/secrets"
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$file")
+  fi
+  cat "$file"
+}
+
+# role_env ROLE: the ClickHouse user of ROLE (migrate, writer, query), as env assignments.
+role_env() {
+  echo "CHAUKAS_CLICKHOUSE__USER=chaukas_$1" "CHAUKAS_CLICKHOUSE__PASSWORD=$(local_secret "clickhouse-$1")"
+}
+
+# One environment for every service, so they agree on where NATS and ClickHouse are and on
+# the credentials of the internal hops.
 service_env() {
+  export CHAUKAS_NATS__USER=chaukas CHAUKAS_NATS__PASSWORD="$(local_secret nats)"
+  export CHAUKAS_GATEWAY__QUERY_TOKEN="$(local_secret internal-token)"
+  export CHAUKAS_QUERY__INTERNAL_TOKEN="$CHAUKAS_GATEWAY__QUERY_TOKEN"
   export CHAUKAS_NATS__URL="nats://127.0.0.1:$NATS_PORT"
   export CHAUKAS_CLICKHOUSE__URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
   export CHAUKAS_GATEWAY__GRPC_LISTEN="0.0.0.0:$GATEWAY_GRPC_PORT"
@@ -50,20 +71,25 @@ up() {
   bin=$(chaukas_bin)
 
   log "starting NATS JetStream on 127.0.0.1:$NATS_PORT"
-  start_nats "$NATS_PORT" "$NATS_MONITOR_PORT"
+  start_nats "$NATS_PORT" "$NATS_MONITOR_PORT" chaukas "$(local_secret nats)"
   log "starting ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
-  start_clickhouse "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT"
+  start_clickhouse "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" \
+    "$(local_secret clickhouse-migrate)" "$(local_secret clickhouse-writer)" "$(local_secret clickhouse-query)"
 
   service_env
+  write_cli_env
   log "applying ClickHouse migrations"
-  "$bin" migrate >>"$RUN_DIR/logs/migrate.log" 2>&1 || {
+  env $(role_env migrate) "$bin" migrate >>"$RUN_DIR/logs/migrate.log" 2>&1 || {
     tail -n 20 "$RUN_DIR/logs/migrate.log" >&2
     die "migrations failed; log: $RUN_DIR/logs/migrate.log"
   }
 
   local service
   for service in "${SERVICES[@]}"; do
-    start_process "$service" "$bin" "$service"
+    case $service in
+      writer|query) start_process "$service" env $(role_env "$service") "$bin" "$service" ;;
+      *) start_process "$service" "$bin" "$service" ;;
+    esac
   done
   wait_for gateway 30 "$bin" healthcheck --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT"
   wait_for gateway 30 curl -fsS "http://127.0.0.1:$GATEWAY_HTTP_PORT/readyz"
@@ -83,6 +109,18 @@ Chaukas Server is up.
   development API key (tenant dev, all scopes): $(cat "$DEV_KEY_FILE")   (also in $DEV_KEY_FILE)
   logs and data: $RUN_DIR    stop everything: make down
 TEXT
+}
+
+# $RUN_DIR/cli.env: what `chaukas keys ...` and `chaukas migrate` need to reach this stack
+# (`set -a; source .run/cli.env; set +a`).
+write_cli_env() {
+  (umask 077; {
+    echo "CHAUKAS_NATS__URL=$CHAUKAS_NATS__URL"
+    echo "CHAUKAS_NATS__USER=$CHAUKAS_NATS__USER"
+    echo "CHAUKAS_NATS__PASSWORD=$CHAUKAS_NATS__PASSWORD"
+    echo "CHAUKAS_CLICKHOUSE__URL=$CHAUKAS_CLICKHOUSE__URL"
+    role_env migrate | tr ' ' '\n'
+  } > "$RUN_DIR/cli.env")
 }
 
 # The development key: created once per NATS data directory, kept in $DEV_KEY_FILE.

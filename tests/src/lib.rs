@@ -3,7 +3,8 @@
 //! its own database and stream names, plus a realistic event corpus.
 
 pub mod corpus;
-pub mod raw_grpc;
+
+pub use chaukas_testkit::raw_grpc;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -479,3 +479,43 @@ async fn the_query_service_refuses_callers_without_the_internal_token() {
     assert!(health.is_ok(), "probes need no token: {health:?}");
     pipeline.stop().await;
 }
+
+/// Defect 7: a NATS that requires credentials is used with them, and without them nothing
+/// connects (the gateway never becomes ready).
+#[tokio::test]
+async fn services_authenticate_to_nats() {
+    let nats = chaukas_testkit::PrivateNats::start_with_password("chaukas", "s3cret-for-test");
+    let url = nats.url();
+    let pipeline = Pipeline::start_with(|gateway, writer| {
+        for config in [&mut gateway.nats, &mut writer.nats] {
+            config.url.clone_from(&url);
+            config.user = "chaukas".into();
+            config.password = "s3cret-for-test".into();
+        }
+    })
+    .await;
+    let mut client = pipeline.server_client().await;
+    client
+        .ingest_event(server::IngestEventRequest {
+            event: Some(simple_event("t-nats-auth", "authenticated")),
+        })
+        .await
+        .expect("accepted through an authenticated NATS");
+    pipeline.wait_for_rows(1, Duration::from_secs(20)).await;
+    pipeline.stop().await;
+
+    let anonymous = chaukas_bus::NatsConfig {
+        url,
+        connect_timeout_ms: 500,
+        ..chaukas_bus::NatsConfig::default()
+    };
+    let client = anonymous.connect().await;
+    let refused = match client {
+        Err(_) => true,
+        Ok(client) => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            !chaukas_bus::is_connected(&client)
+        }
+    };
+    assert!(refused, "an anonymous client must not get in");
+}

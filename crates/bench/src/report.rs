@@ -38,6 +38,26 @@ pub struct Args {
     http: String,
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats: String,
+    /// NATS user and password of the stack (`make up` writes them to `.run/cli.env`).
+    #[arg(long, env = "CHAUKAS_NATS__USER", default_value = "")]
+    nats_user: String,
+    #[arg(
+        long,
+        env = "CHAUKAS_NATS__PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    nats_password: String,
+    /// ClickHouse user with write access for the raw-insert baseline (the stack's migrate user).
+    #[arg(long, env = "CHAUKAS_CLICKHOUSE__USER", default_value = "default")]
+    clickhouse_user: String,
+    #[arg(
+        long,
+        env = "CHAUKAS_CLICKHOUSE__PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    clickhouse_password: String,
     #[arg(long, default_value = "http://127.0.0.1:8123")]
     clickhouse: String,
     #[arg(long, default_value = "chaukas")]
@@ -217,7 +237,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let clickhouse_config = ClickHouseConfig {
         url: args.clickhouse.clone(),
         database: args.database.clone(),
-        ..ClickHouseConfig::default()
+        user: args.clickhouse_user.clone(),
+        password: args.clickhouse_password.clone(),
     };
     let target = Target {
         grpc: ChaukasServerServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
@@ -234,6 +255,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("ClickHouse")?;
     let nats_config = NatsConfig {
         url: args.nats.clone(),
+        user: args.nats_user.clone(),
+        password: args.nats_password.clone(),
         ..NatsConfig::default()
     };
     let nats = nats_config.connect().await?;

@@ -11,6 +11,11 @@ use crate::BusError;
 pub struct NatsConfig {
     /// Server URL(s), comma-separated, e.g. `nats://nats:4222`.
     pub url: String,
+    /// User the services authenticate as; empty: no authentication (a server without
+    /// `authorization`, as in tests). Every deployment this project ships sets one.
+    pub user: String,
+    /// Password of `user`; set it from a secret (`CHAUKAS_NATS__PASSWORD`), not a file.
+    pub password: String,
     /// How long one connection attempt may take, in milliseconds.
     pub connect_timeout_ms: u64,
     /// The stream accepted events wait in until a writer has stored them.
@@ -44,6 +49,8 @@ impl Default for NatsConfig {
     fn default() -> Self {
         Self {
             url: "nats://127.0.0.1:4222".into(),
+            user: String::new(),
+            password: String::new(),
             connect_timeout_ms: 5_000,
             stream: "CHAUKAS_EVENTS".into(),
             subject_prefix: "chaukas.events".into(),
@@ -63,7 +70,15 @@ impl NatsConfig {
     /// Connects once; afterwards the client reconnects on its own for as long as the
     /// process lives, so a NATS restart does not need a service restart.
     pub async fn connect(&self) -> Result<async_nats::Client, BusError> {
-        async_nats::ConnectOptions::new()
+        let options = if self.user.is_empty() {
+            async_nats::ConnectOptions::new()
+        } else {
+            async_nats::ConnectOptions::with_user_and_password(
+                self.user.clone(),
+                self.password.clone(),
+            )
+        };
+        options
             .connection_timeout(Duration::from_millis(self.connect_timeout_ms))
             .retry_on_initial_connect()
             .event_callback(|event| async move {

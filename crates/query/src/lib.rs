@@ -16,7 +16,7 @@ use page_token::PageTokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use chaukas_common::errors::{self, ErrorKind, ServiceError as _};
@@ -257,7 +257,7 @@ impl BoundQuery {
         let stop = CancellationToken::new();
         let mut registry = Registry::default();
         let service = QueryService {
-            clickhouse: self.clickhouse.clone(),
+            clickhouse: Arc::new(RwLock::new(self.clickhouse.clone())),
             tokens: Arc::new(PageTokens::new(&self.settings.page_token_secret)),
             metrics: Arc::new(QueryMetrics::register(&mut registry)),
             reads: guardrails::TenantReads::new(self.settings.max_reads_per_tenant),
@@ -275,6 +275,10 @@ impl BoundQuery {
                 self.settings.grpc_listen
             );
         }
+        tokio::spawn(cancel_reads_on_disconnect(
+            service.clickhouse.clone(),
+            stop.clone(),
+        ));
         let clickhouse = self.clickhouse.clone();
         let ready = move || {
             let clickhouse = clickhouse.clone();
@@ -312,6 +316,48 @@ impl BoundQuery {
     }
 }
 
+/// The ClickHouse setting that stops a read when its HTTP client disconnects (the caller went
+/// away, so the gateway dropped the call). Newer servers have it; 18.16 does not, and there
+/// `max_execution_time` alone bounds an abandoned read.
+const CANCEL_ON_CLOSE: &str = "cancel_http_readonly_queries_on_client_close";
+
+/// Asks the server (retrying until it answers) whether it knows [`CANCEL_ON_CLOSE`], and if
+/// so switches the shared client to use it.
+async fn cancel_reads_on_disconnect(
+    shared: Arc<RwLock<clickhouse::Client>>,
+    stop: CancellationToken,
+) {
+    let client = shared.read().expect("client lock").clone();
+    loop {
+        let known = client
+            .query("SELECT count() FROM system.settings WHERE name = ?")
+            .bind(CANCEL_ON_CLOSE)
+            .fetch_one::<u64>()
+            .await;
+        match known {
+            Ok(count) => {
+                if count > 0 {
+                    *shared.write().expect("client lock") =
+                        client.with_setting(CANCEL_ON_CLOSE, "1");
+                    tracing::info!("reads are cancelled on the server when their caller goes away");
+                } else {
+                    tracing::info!(
+                        "this ClickHouse cannot cancel reads whose caller went away; \
+                         max_execution_time bounds them"
+                    );
+                }
+                return;
+            }
+            Err(_) => {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    }
+}
+
 fn ingest_elsewhere(rpc: &str) -> Status {
     Status::unimplemented(format!(
         "{rpc} is served by the gateway, not the query service"
@@ -321,7 +367,8 @@ fn ingest_elsewhere(rpc: &str) -> Status {
 /// The handlers of the query service, for both service names.
 #[derive(Clone)]
 struct QueryService {
-    clickhouse: clickhouse::Client,
+    /// Replaced once, when the server turns out to cancel reads whose client went away.
+    clickhouse: Arc<RwLock<clickhouse::Client>>,
     tokens: Arc<PageTokens>,
     metrics: Arc<QueryMetrics>,
     reads: Arc<guardrails::TenantReads>,
@@ -329,13 +376,17 @@ struct QueryService {
 }
 
 impl QueryService {
+    fn client(&self) -> clickhouse::Client {
+        self.clickhouse.read().expect("client lock").clone()
+    }
+
     #[tracing::instrument(name = "query_events", skip_all, fields(tenant))]
     async fn query_events(&self, query: Option<QueryRequest>) -> Result<QueryResponse, Status> {
         let started = Instant::now();
         let result = async {
             let query = events::validate(query.unwrap_or_default(), &self.tokens)?;
             let _slot = self.reads.start(query.tenant())?;
-            events::run(&self.clickhouse, &query, &self.tokens, self.max_page_bytes).await
+            events::run(&self.client(), &query, &self.tokens, self.max_page_bytes).await
         }
         .await;
         self.metrics.observe("QueryEvents", started, result.is_ok());
@@ -394,7 +445,7 @@ impl ChaukasServerService for QueryService {
         let request = request.get_ref();
         let result = async {
             let _slot = self.reads.start(&request.tenant_id)?;
-            stats::run(&self.clickhouse, request).await
+            stats::run(&self.client(), request).await
         }
         .await;
         self.metrics

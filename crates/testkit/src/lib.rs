@@ -5,6 +5,8 @@
 //! own ClickHouse database and its own JetStream stream names, so tests run in parallel
 //! without seeing each other.
 
+pub mod raw_grpc;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -113,11 +115,22 @@ pub struct PrivateNats {
     pub port: u16,
     dir: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// `(user, password)` the server requires, if any.
+    credentials: Option<(String, String)>,
 }
 
 impl PrivateNats {
     /// Starts `nats-server -js` on a free port with storage in a fresh directory.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like [`PrivateNats::start`], with a server that requires `user` and `password`.
+    pub fn start_with_password(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn start_with(credentials: Option<(String, String)>) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique_name("chaukas-nats"));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -125,6 +138,7 @@ impl PrivateNats {
             port,
             dir,
             child: None,
+            credentials,
         };
         server.restart();
         server
@@ -156,6 +170,11 @@ impl PrivateNats {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(
+                self.credentials
+                    .iter()
+                    .flat_map(|(user, password)| ["--user", user, "--pass", password]),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

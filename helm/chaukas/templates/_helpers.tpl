@@ -44,8 +44,8 @@ app.kubernetes.io/component: {{ .role }}
      `config` merged over them. */}}
 {{- define "chaukas.config" -}}
 {{- $generated := dict
-  "nats" (dict "url" .Values.nats.url "shards" .Values.nats.shards "max_bytes" .Values.nats.maxBytes)
-  "clickhouse" (dict "url" .Values.clickhouse.url "database" .Values.clickhouse.database "user" .Values.clickhouse.user)
+  "nats" (dict "url" .Values.nats.url "user" .Values.nats.user "shards" .Values.nats.shards "max_bytes" .Values.nats.maxBytes)
+  "clickhouse" (dict "url" .Values.clickhouse.url "database" .Values.clickhouse.database)
   "gateway" (dict
     "grpc_listen" (printf "0.0.0.0:%v" .Values.gateway.grpcPort)
     "http_listen" (printf "0.0.0.0:%v" .Values.gateway.httpPort)
@@ -81,31 +81,48 @@ app.kubernetes.io/component: {{ .role }}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment every Chaukas container gets: the config file, secrets, telemetry. */}}
+{{/* Environment every Chaukas container gets: the config file, its role's credentials,
+     telemetry. Include with (dict "root" $ "role" "gateway|writer|query"). */}}
 {{- define "chaukas.env" -}}
+{{- $root := .root -}}
 - name: CHAUKAS_CONFIG
   value: /etc/chaukas/config.toml
 - name: RUST_LOG
-  value: {{ .Values.logLevel | quote }}
+  value: {{ $root.Values.logLevel | quote }}
 - name: CHAUKAS_LOG_FORMAT
   value: json
-{{- if .Values.nats.urlSecret.name }}
-- name: CHAUKAS_NATS__URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.nats.urlSecret.name }}
-      key: {{ .Values.nats.urlSecret.key }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_NATS__URL" $root.Values.nats.urlSecret) }}
+{{- if ne .role "query" }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_NATS__PASSWORD" $root.Values.nats.passwordSecret) }}
 {{- end }}
-{{- if .Values.clickhouse.passwordSecret.name }}
-- name: CHAUKAS_CLICKHOUSE__PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.clickhouse.passwordSecret.name }}
-      key: {{ .Values.clickhouse.passwordSecret.key }}
+{{- if ne .role "gateway" }}
+{{- $clickhouse := index $root.Values.clickhouse .role }}
+- name: CHAUKAS_CLICKHOUSE__USER
+  value: {{ $clickhouse.user | quote }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_CLICKHOUSE__PASSWORD" $clickhouse.passwordSecret) }}
 {{- end }}
-{{- if .Values.otlpEndpoint }}
+{{- if eq .role "gateway" }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_GATEWAY__QUERY_TOKEN" $root.Values.internalTokenSecret) }}
+{{- end }}
+{{- if eq .role "query" }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_QUERY__INTERNAL_TOKEN" $root.Values.internalTokenSecret) }}
+{{- end }}
+{{- if $root.Values.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: {{ .Values.otlpEndpoint | quote }}
+  value: {{ $root.Values.otlpEndpoint | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* (list NAME secretRef): an env entry from a Secret, when the Secret is named. */}}
+{{- define "chaukas.secretEnv" -}}
+{{- $name := index . 0 -}}
+{{- $secret := index . 1 -}}
+{{- if $secret.name }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret.name }}
+      key: {{ $secret.key }}
 {{- end }}
 {{- end -}}
 

@@ -58,7 +58,11 @@ pub async fn call(
     body: Vec<u8>,
     key: Option<&str>,
 ) -> Result<Bytes, Status> {
-    let channel = crate::channel(addr).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .map_err(|error| Status::unknown(error.to_string()))?
+        .connect()
+        .await
+        .map_err(|error| Status::unavailable(error.to_string()))?;
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX);
