@@ -198,8 +198,18 @@ RESPONSES = {
                        "project than the key's."),
     "BadRequest": error("Malformed protobuf or JSON, unknown enum name, wrong type, invalid "
                         "event (the message names the field)."),
-    "TooLarge": error("Body (or its gzip-decompressed form) over `gateway.max_request_bytes` "
-                      "(default 16 MiB)."),
+    "TooLarge": error("Body (or its gzip-decompressed form, or its chunk framing) over "
+                      "`gateway.max_request_bytes` (default 16 MiB; reads: "
+                      "`gateway.max_read_request_bytes`, 1 MiB), or a read that needs more "
+                      "memory or rows than a read may use."),
+    "RequestTimeout": error("The body did not arrive within `gateway.body_timeout_ms` (30 s)."),
+    "TooManyRequests": error(
+        "The key's tenant already runs `query.max_reads_per_tenant` reads.",
+        headers={"Retry-After": {"schema": {"type": "integer"},
+                                 "description": "Seconds to wait before retrying."}}),
+    "Internal": error("A fault of the server; the message quotes a request id for the "
+                      "operator's log. Never SQL or server messages."),
+    "Timeout": error("The read ran past its time limit (`query.max_execution_secs`); narrow it."),
     "UnsupportedMediaType": error("Content-Type other than JSON or protobuf, or a "
                                   "Content-Encoding other than gzip."),
     "Unavailable": error(
@@ -242,8 +252,10 @@ def ingest(summary, schema_ref, proto_name, description):
             "400": {"$ref": "#/components/responses/BadRequest"},
             "401": {"$ref": "#/components/responses/Unauthorized"},
             "403": {"$ref": "#/components/responses/Forbidden"},
+            "408": {"$ref": "#/components/responses/RequestTimeout"},
             "413": {"$ref": "#/components/responses/TooLarge"},
             "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+            "500": {"$ref": "#/components/responses/Internal"},
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }}
@@ -266,9 +278,13 @@ def read(summary, request_ref, response_ref, proto_in, proto_out):
             "400": {"$ref": "#/components/responses/BadRequest"},
             "401": {"$ref": "#/components/responses/Unauthorized"},
             "403": {"$ref": "#/components/responses/Forbidden"},
+            "408": {"$ref": "#/components/responses/RequestTimeout"},
             "413": {"$ref": "#/components/responses/TooLarge"},
             "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+            "429": {"$ref": "#/components/responses/TooManyRequests"},
+            "500": {"$ref": "#/components/responses/Internal"},
             "503": {"$ref": "#/components/responses/Unavailable"},
+            "504": {"$ref": "#/components/responses/Timeout"},
         },
     }}
 

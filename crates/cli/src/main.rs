@@ -8,6 +8,12 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: after a burst of large requests glibc kept the freed
+/// memory (the gateway stayed at 840 MiB RSS a minute after `make abuse`); mimalloc returns
+/// freed pages to the OS shortly after they are freed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = chaukas_common::telemetry::init(cli.command.service_name())?;

@@ -37,7 +37,7 @@ pub struct GatewaySettings {
     /// Longest a forwarded query may take before the gateway answers DEADLINE_EXCEEDED.
     pub query_timeout_ms: u64,
     /// Bytes of request bodies held at once, all requests together; each body frame costs
-    /// twice its size (raw and decoded) plus 64 bytes. Past it requests are refused with
+    /// three times its size (receive buffer and decoded copy) plus 64 bytes. Past it requests are refused with
     /// UNAVAILABLE / 503 and a retry hint before more of them is read.
     pub max_body_budget_bytes: usize,
     /// Open connections on both listeners together; more are closed at once.

@@ -55,7 +55,7 @@ impl Codec for RawCodec {
 pub async fn call(
     addr: SocketAddr,
     method: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
     key: Option<&str>,
 ) -> Result<Bytes, Status> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
@@ -69,7 +69,7 @@ pub async fn call(
     grpc.ready()
         .await
         .map_err(|error| Status::unknown(error.to_string()))?;
-    let mut request = Request::new(Bytes::from(body));
+    let mut request = Request::new(body.into());
     if let Some(key) = key {
         request.metadata_mut().insert(
             "authorization",
