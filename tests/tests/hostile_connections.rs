@@ -95,6 +95,11 @@ async fn slow_headers_and_trickling_bodies_time_out() {
     let answer = read_answer(&mut trickle, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:.200}");
     assert!(started.elapsed() < Duration::from_secs(3));
+    let (_, metrics) = http_get(pipeline.http, "/metrics").await;
+    assert!(
+        metrics.contains("chaukas_gateway_client_timeouts_total{while=\"reading_body\"} 1"),
+        "{metrics}"
+    );
     assert_alive(&pipeline).await;
     pipeline.stop().await;
 }

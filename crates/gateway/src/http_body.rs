@@ -24,6 +24,7 @@ use http_body::Body as _;
 
 use crate::admission::Reservation;
 use crate::http::HttpError;
+use crate::metrics::GatewayMetrics;
 
 /// What each body frame counts against the size limit beyond its bytes: chunk-size line and
 /// CRLFs of chunked encoding, rounded up.
@@ -35,6 +36,8 @@ pub(crate) struct BodyLimits {
     pub(crate) max_bytes: usize,
     /// Time for the whole body.
     pub(crate) timeout: Duration,
+    /// Where bodies that ran out of time are counted.
+    pub(crate) metrics: Arc<GatewayMetrics>,
 }
 
 /// Reads the body within `limits`, paying decompressed bytes from `reservation`, and
@@ -56,6 +59,11 @@ pub(crate) async fn read_body(
     let raw = tokio::time::timeout(limits.timeout, collect(body, limits.max_bytes))
         .await
         .map_err(|_| {
+            limits
+                .metrics
+                .client_timeouts
+                .get_or_create(&[("while", "reading_body")])
+                .inc();
             HttpError::new(
                 ErrorKind::RequestTimeout,
                 format!(

@@ -236,10 +236,12 @@ impl BoundGateway {
                 ingest_limits: Arc::new(http_body::BodyLimits {
                     max_bytes: settings.max_request_bytes,
                     timeout: body_timeout,
+                    metrics: self.metrics.clone(),
                 }),
                 read_limits: Arc::new(http_body::BodyLimits {
                     max_bytes: settings.max_read_request_bytes,
                     timeout: body_timeout,
+                    metrics: self.metrics.clone(),
                 }),
                 budget,
             },

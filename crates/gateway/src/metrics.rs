@@ -26,7 +26,8 @@ pub struct GatewayMetrics {
     pub connections_open: Gauge,
     /// Connections closed at once because the cap was reached.
     pub connections_refused: Counter,
-    /// Requests refused for a timeout of the client's (headers, body), by which.
+    /// Requests ended because the client was too slow, by what it was doing (`reading_body`;
+    /// slow headers are cut off inside hyper and not counted here).
     pub client_timeouts: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
