@@ -28,8 +28,10 @@ pub struct NatsConfig {
     /// Bytes the event stream may hold before the gateway answers UNAVAILABLE (a backlog
     /// while ClickHouse is down); never unbounded.
     pub max_bytes: i64,
-    /// Oldest backlog kept, in hours; a limit, not a retention promise: writers normally
-    /// take messages within a second.
+    /// Age past which JetStream would delete events still waiting to be stored, in hours.
+    /// 0 (the default): none. An age limit deletes acknowledged events that were never
+    /// stored (say, after a week-long storage outage), so it is off unless chosen; writers
+    /// warn when the oldest waiting event passes half of it.
     pub max_age_hours: u64,
     /// JetStream's duplicate window in seconds: a resend of an identical request within it
     /// is dropped by the bus; the writer's own check catches later resends.
@@ -41,8 +43,12 @@ pub struct NatsConfig {
     pub dead_letter_stream: String,
     /// Subject of the dead-letter stream.
     pub dead_letter_subject: String,
-    /// How long dead letters are kept, in days.
+    /// How long dead letters are kept, in days; 0 (the default): until replayed or removed
+    /// by an operator (`chaukas dead-letters`). Dead letters are never dropped to make room:
+    /// when the stream is full, new ones wait in the event stream (and are logged) instead.
     pub dead_letter_max_age_days: u64,
+    /// Bytes the dead-letter stream may hold.
+    pub dead_letter_max_bytes: i64,
 }
 
 impl Default for NatsConfig {
@@ -61,7 +67,8 @@ impl Default for NatsConfig {
             max_message_bytes: 900 * 1024,
             dead_letter_stream: "CHAUKAS_DEAD_LETTER".into(),
             dead_letter_subject: "chaukas.deadletter".into(),
-            dead_letter_max_age_days: 30,
+            dead_letter_max_age_days: 0,
+            dead_letter_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -107,6 +114,11 @@ impl NatsConfig {
                 "max_message_bytes must be at least 65536".into(),
             ));
         }
+        if self.dead_letter_max_bytes <= 0 {
+            return Err(BusError::InvalidConfig(
+                "dead_letter_max_bytes must be positive".into(),
+            ));
+        }
         if self.max_bytes <= 0 {
             return Err(BusError::InvalidConfig(
                 "max_bytes must be positive: the stream is never unbounded".into(),
@@ -123,6 +135,7 @@ impl NatsConfig {
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
             max_bytes: self.max_bytes,
+            // Zero is JetStream's "no age limit".
             max_age: Duration::from_secs(self.max_age_hours * 3600),
             max_message_size: i32::try_from(self.max_message_bytes + 64 * 1024).unwrap_or(i32::MAX),
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
@@ -140,8 +153,9 @@ impl NatsConfig {
             ),
             subjects: vec![self.dead_letter_subject.clone()],
             retention: stream::RetentionPolicy::Limits,
-            discard: stream::DiscardPolicy::Old,
-            max_bytes: self.max_bytes.min(1024 * 1024 * 1024),
+            // Full: refuse the newest, never drop the oldest.
+            discard: stream::DiscardPolicy::New,
+            max_bytes: self.dead_letter_max_bytes,
             max_age: Duration::from_secs(self.dead_letter_max_age_days * 24 * 3600),
             max_message_size: -1,
             storage: stream::StorageType::File,
@@ -179,6 +193,7 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
                 .config
                 .clone();
             let differs = current.subjects != config.subjects
+                || current.discard != config.discard
                 || current.max_bytes != config.max_bytes
                 || current.max_age != config.max_age
                 || current.duplicate_window != config.duplicate_window

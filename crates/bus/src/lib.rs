@@ -13,6 +13,7 @@
 //! deduplication in the writer race-free.
 
 mod config;
+pub mod dead_letters;
 mod envelope;
 pub mod kv;
 

@@ -38,6 +38,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::keys::KeysCommand,
     },
+    /// Lists or replays the messages no writer could store (the dead-letter stream).
+    DeadLetters {
+        #[command(subcommand)]
+        command: crate::dead_letters::DeadLettersCommand,
+    },
     /// Loads the configuration of every role (defaults, --config file, CHAUKAS_* variables)
     /// and exits 0 if all of it is valid, naming the first bad key otherwise.
     CheckConfig,
@@ -92,6 +97,7 @@ impl Command {
             Self::Migrate => "chaukas-migrate",
             Self::CheckConfig => "chaukas-check-config",
             Self::Keys { .. } => "chaukas-keys",
+            Self::DeadLetters { .. } => "chaukas-dead-letters",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
         }

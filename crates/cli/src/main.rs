@@ -1,6 +1,7 @@
 //! `chaukas`: one binary, one image, every role chosen by subcommand.
 
 mod cli;
+mod dead_letters;
 mod healthcheck;
 mod keys;
 
@@ -90,6 +91,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
             keys::run(command, &config).await?;
+        }
+        Command::DeadLetters { command } => {
+            let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
+            dead_letters::run(command, &config).await?;
         }
         Command::CheckConfig => {
             let _: chaukas_gateway::GatewayConfig = chaukas_common::config::load(config_file)?;

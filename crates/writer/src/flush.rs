@@ -30,11 +30,11 @@ use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
 
 /// Header naming why a message was dead-lettered.
-pub const DEAD_LETTER_REASON_HEADER: &str = "Chaukas-Dead-Letter-Reason";
+pub const DEAD_LETTER_REASON_HEADER: &str = chaukas_bus::dead_letters::REASON_HEADER;
 /// Header with the subject a dead letter was first published to.
-pub const DEAD_LETTER_SUBJECT_HEADER: &str = "Chaukas-Original-Subject";
+pub const DEAD_LETTER_SUBJECT_HEADER: &str = chaukas_bus::dead_letters::SUBJECT_HEADER;
 /// Header with the stream sequence a dead letter had.
-pub const DEAD_LETTER_SEQUENCE_HEADER: &str = "Chaukas-Original-Sequence";
+pub const DEAD_LETTER_SEQUENCE_HEADER: &str = chaukas_bus::dead_letters::SEQUENCE_HEADER;
 
 /// A message the writer holds until it is stored (then acked) or handed back (nak).
 pub struct Held {
@@ -477,22 +477,30 @@ impl Flusher {
             )
             .await;
         let stored = match published {
-            Ok(ack) => ack.await.is_ok(),
-            Err(_) => false,
+            Ok(ack) => ack.await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
         };
-        if stored {
-            self.metrics.dead_lettered.inc();
-            tracing::error!(
-                sequence = held.stream_seq,
-                reason,
-                "message moved to the dead-letter stream"
-            );
-        } else {
-            tracing::warn!(
-                sequence = held.stream_seq,
-                "dead-letter publish failed, will retry"
-            );
+        match stored {
+            Ok(_) => {
+                self.metrics.dead_lettered.inc();
+                tracing::error!(
+                    sequence = held.stream_seq,
+                    reason,
+                    "message moved to the dead-letter stream"
+                );
+                true
+            }
+            Err(error) => {
+                // Nothing is dropped: the message stays in the event stream and comes back.
+                tracing::warn!(
+                    sequence = held.stream_seq,
+                    %error,
+                    "dead-letter publish failed (a full dead-letter stream refuses new \
+                     letters: replay or remove some with `chaukas dead-letters`); the \
+                     message stays in the event stream and is retried"
+                );
+                false
+            }
         }
-        stored
     }
 }

@@ -6,6 +6,7 @@
 //! you like: leases spread the shards over them and move a dead writer's shards to the
 //! living within the lease TTL.
 
+mod backlog;
 mod config;
 pub mod consumer;
 pub mod flush;
@@ -147,6 +148,12 @@ impl BoundWriter {
             () = &mut shutdown => None,
             kv = set_up_bus(&jetstream, &self.nats, &self.settings) => Some(kv),
         };
+        let backlog = tokio::spawn(backlog::watch(
+            jetstream.clone(),
+            self.nats.clone(),
+            self.metrics.clone(),
+            stop_http.clone(),
+        ));
         if let Some(kv) = kv {
             set_up.store(true, Ordering::Relaxed);
             let writer = Loop {
@@ -159,6 +166,7 @@ impl BoundWriter {
             writer.run(kv, shutdown).await;
         }
         stop_http.cancel();
+        let _ = backlog.await;
         http.await
             .expect("http server task panicked")
             .map_err(WriterError::Http)?;

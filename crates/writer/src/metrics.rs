@@ -31,6 +31,8 @@ pub struct WriterMetrics {
     pub consumer_pending: Family<ShardLabel, Gauge>,
     /// Shards this writer holds a lease on.
     pub shards_owned: Gauge,
+    /// Age of the oldest event waiting in the event stream to be stored, in seconds.
+    pub oldest_unstored_seconds: Gauge,
 }
 
 impl WriterMetrics {
@@ -47,6 +49,7 @@ impl WriterMetrics {
             batch_events: Histogram::new(exponential_buckets(1.0, 2.0, 18)),
             consumer_pending: Family::default(),
             shards_owned: Gauge::default(),
+            oldest_unstored_seconds: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("chaukas_writer");
         registry.register(
@@ -98,6 +101,11 @@ impl WriterMetrics {
             "shards_owned",
             "Shards this writer holds a lease on",
             metrics.shards_owned.clone(),
+        );
+        registry.register(
+            "oldest_unstored_seconds",
+            "Age of the oldest accepted event still waiting in JetStream to be stored",
+            metrics.oldest_unstored_seconds.clone(),
         );
         metrics
     }
