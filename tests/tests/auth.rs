@@ -18,7 +18,7 @@ async fn secured() -> Pipeline {
 
 async fn key_store(pipeline: &Pipeline) -> KeyStore {
     let client = async_nats::connect(&pipeline.nats.url).await.unwrap();
-    KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats.stream)
+    KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats)
         .await
         .unwrap()
 }

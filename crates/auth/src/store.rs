@@ -53,13 +53,17 @@ fn decode(key: &str, value: &[u8]) -> Result<KeyRecord, KeyStoreError> {
 }
 
 impl KeyStore {
-    /// The bucket of event stream `stream`, without watching (for `chaukas keys`).
-    pub async fn open(jetstream: &jetstream::Context, stream: &str) -> Result<Self, KeyStoreError> {
+    /// The bucket of `nats`' event stream, without watching (for `chaukas keys`).
+    pub async fn open(
+        jetstream: &jetstream::Context,
+        nats: &chaukas_bus::NatsConfig,
+    ) -> Result<Self, KeyStoreError> {
         let kv = chaukas_bus::kv::open_bucket(
             jetstream,
-            &bucket_name(stream),
+            &bucket_name(&nats.stream),
             "chaukas API keys (hashed secrets)",
             Duration::ZERO,
+            nats.replicas,
         )
         .await
         .map_err(KeyStoreError::Nats)?;
@@ -74,9 +78,9 @@ impl KeyStore {
     /// created or revoked anywhere takes effect here within moments.
     pub async fn open_watched(
         jetstream: &jetstream::Context,
-        stream: &str,
+        nats: &chaukas_bus::NatsConfig,
     ) -> Result<Self, KeyStoreError> {
-        let mut store = Self::open(jetstream, stream).await?;
+        let mut store = Self::open(jetstream, nats).await?;
         for record in store.list().await? {
             store.cache_put(record);
         }

@@ -184,7 +184,7 @@ async fn bench_keys(
 ) -> anyhow::Result<(HashMap<String, String>, f64)> {
     let store = chaukas_auth::KeyStore::open(
         &async_nats::jetstream::new(nats.clone()),
-        &NatsConfig::default().stream,
+        &NatsConfig::default(),
     )
     .await?;
     let mut keys = HashMap::new();

@@ -22,6 +22,9 @@ pub struct NatsConfig {
     pub stream: String,
     /// Subject prefix; events go to `<prefix>.<shard>`.
     pub subject_prefix: String,
+    /// Copies JetStream keeps of every stream and bucket (1 on one server; 3 on a 3-node
+    /// cluster, so losing a node loses no acknowledged event, key or lease).
+    pub replicas: usize,
     /// Number of shard subjects. Fixed for the life of a stream: a tenant's shard must not
     /// move while its events are still queued, so change it only on an empty stream.
     pub shards: u16,
@@ -58,6 +61,7 @@ impl Default for NatsConfig {
             user: String::new(),
             password: String::new(),
             connect_timeout_ms: 5_000,
+            replicas: 1,
             stream: "CHAUKAS_EVENTS".into(),
             subject_prefix: "chaukas.events".into(),
             shards: 8,
@@ -91,12 +95,27 @@ impl NatsConfig {
             .event_callback(|event| async move {
                 tracing::info!(%event, "nats connection event");
             })
-            .connect(self.url.as_str())
+            .connect(self.servers()?)
             .await
             .map_err(|source| BusError::Connect {
                 url: self.url.clone(),
                 source,
             })
+    }
+
+    /// The server URLs of `url` (comma-separated seeds of a cluster); the client learns the
+    /// other members from whichever it reaches.
+    fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                url.parse::<async_nats::ServerAddr>().map_err(|error| {
+                    BusError::InvalidConfig(format!("nats.url {url:?} is not a NATS URL: {error}"))
+                })
+            })
+            .collect()
     }
 
     /// Subject of one shard.
@@ -112,6 +131,11 @@ impl NatsConfig {
         if self.max_message_bytes < 64 * 1024 {
             return Err(BusError::InvalidConfig(
                 "max_message_bytes must be at least 65536".into(),
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(BusError::InvalidConfig(
+                "replicas must be between 1 and 5 (JetStream's limit)".into(),
             ));
         }
         if self.dead_letter_max_bytes <= 0 {
@@ -140,7 +164,7 @@ impl NatsConfig {
             max_message_size: i32::try_from(self.max_message_bytes + 64 * 1024).unwrap_or(i32::MAX),
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
             storage: stream::StorageType::File,
-            num_replicas: 1,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -159,7 +183,7 @@ impl NatsConfig {
             max_age: Duration::from_secs(self.dead_letter_max_age_days * 24 * 3600),
             max_message_size: -1,
             storage: stream::StorageType::File,
-            num_replicas: 1,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -194,6 +218,7 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
                 .clone();
             let differs = current.subjects != config.subjects
                 || current.discard != config.discard
+                || current.num_replicas != config.num_replicas
                 || current.max_bytes != config.max_bytes
                 || current.max_age != config.max_age
                 || current.duplicate_window != config.duplicate_window
@@ -213,4 +238,37 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_seed_urls_are_accepted_and_a_bad_one_is_named() {
+        let cluster = NatsConfig {
+            url: "nats://a:4222, nats://b:4222,nats://c:4222".into(),
+            ..NatsConfig::default()
+        };
+        assert_eq!(cluster.servers().unwrap().len(), 3);
+        let bad = NatsConfig {
+            url: "nats://a:4222,nats://b:notaport".into(),
+            ..NatsConfig::default()
+        };
+        assert!(
+            bad.servers()
+                .unwrap_err()
+                .to_string()
+                .contains("nats://b:notaport")
+        );
+    }
+
+    #[test]
+    fn replicas_beyond_jetstreams_limit_are_refused() {
+        let config = NatsConfig {
+            replicas: 7,
+            ..NatsConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
 }

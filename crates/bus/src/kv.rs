@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 
-/// Opens (or creates) the key-value bucket `name`; entries older than `max_age` vanish
-/// (`Duration::ZERO`: never).
+/// Opens (or creates) the key-value bucket `name` with `replicas` copies on a NATS cluster;
+/// entries older than `max_age` vanish (`Duration::ZERO`: never).
 ///
 /// The bucket's backing stream is created here with the settings a key-value bucket has,
 /// rather than through `create_key_value`: that call first reads account information in a
@@ -15,6 +15,7 @@ pub async fn open_bucket(
     name: &str,
     description: &str,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, String> {
     let failed = |error: String| format!("cannot open key-value bucket {name}: {error}");
     jetstream
@@ -35,7 +36,7 @@ pub async fn open_bucket(
             deny_delete: true,
             allow_direct: true,
             discard: jetstream::stream::DiscardPolicy::New,
-            num_replicas: 1,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await

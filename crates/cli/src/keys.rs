@@ -98,7 +98,7 @@ fn describe(record: &KeyRecord, now_ms: i64) -> String {
 pub async fn run(command: KeysCommand, config: &KeysConfig) -> anyhow::Result<()> {
     let client = config.nats.connect().await?;
     let jetstream = async_nats::jetstream::new(client);
-    let store = KeyStore::open(&jetstream, &config.nats.stream).await?;
+    let store = KeyStore::open(&jetstream, &config.nats).await?;
     match command {
         KeysCommand::Create {
             tenant,

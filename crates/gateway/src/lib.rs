@@ -75,8 +75,8 @@ pub struct BoundGateway {
     registry: Arc<Registry>,
     metrics: Arc<GatewayMetrics>,
     settings: GatewaySettings,
-    /// The event stream's name, which also names the API key bucket.
-    stream: String,
+    /// The bus settings: the event stream's name also names the API key bucket.
+    nats_config: chaukas_bus::NatsConfig,
 }
 
 /// Binds the listeners and starts connecting to NATS (which need not be up yet: requests
@@ -120,7 +120,7 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         registry: Arc::new(registry),
         metrics,
         settings: config.gateway.clone(),
-        stream: config.nats.stream.clone(),
+        nats_config: config.nats.clone(),
     })
 }
 
@@ -145,7 +145,7 @@ impl BoundGateway {
             self.ingestor.clone(),
             self.guard.clone(),
             jetstream::new(self.nats.clone()),
-            self.stream.clone(),
+            self.nats_config.clone(),
             streams_ready.clone(),
             stop.clone(),
         ));
@@ -271,7 +271,7 @@ async fn keep_setting_up(
     ingestor: Arc<Ingestor>,
     guard: Arc<access::Guard>,
     jetstream: jetstream::Context,
-    stream: String,
+    nats: chaukas_bus::NatsConfig,
     ready: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
@@ -287,7 +287,7 @@ async fn keep_setting_up(
         match streams {
             Ok(()) => {
                 ready.store(true, Ordering::Relaxed);
-                match chaukas_auth::KeyStore::open_watched(&jetstream, &stream).await {
+                match chaukas_auth::KeyStore::open_watched(&jetstream, &nats).await {
                     Ok(keys) => {
                         guard.load(keys);
                         return;

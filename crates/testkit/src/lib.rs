@@ -4,8 +4,10 @@
 //! `tests/harness/servers.sh`) and exports their addresses; each test then works in its
 //! own ClickHouse database and its own JetStream stream names, so tests run in parallel
 //! without seeing each other.
-
+pub mod nats_cluster;
 pub mod raw_grpc;
+
+pub use nats_cluster::NatsCluster;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -81,12 +81,14 @@ pub async fn open_bucket(
     jetstream: &jetstream::Context,
     stream: &str,
     ttl: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, String> {
     chaukas_bus::kv::open_bucket(
         jetstream,
         &bucket_name(stream),
         "which chaukas writer owns each shard",
         ttl,
+        replicas,
     )
     .await
 }

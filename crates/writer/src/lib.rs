@@ -223,6 +223,7 @@ async fn set_up_bus(
                 jetstream,
                 &nats.stream,
                 Duration::from_secs(settings.lease_ttl_secs),
+                nats.replicas,
             )
             .await
         };

@@ -44,7 +44,7 @@ app.kubernetes.io/component: {{ .role }}
      `config` merged over them. */}}
 {{- define "chaukas.config" -}}
 {{- $generated := dict
-  "nats" (dict "url" .Values.nats.url "user" .Values.nats.user "shards" .Values.nats.shards "max_bytes" .Values.nats.maxBytes)
+  "nats" (dict "url" .Values.nats.url "user" .Values.nats.user "replicas" .Values.nats.replicas "shards" .Values.nats.shards "max_bytes" .Values.nats.maxBytes)
   "clickhouse" (dict "url" .Values.clickhouse.url "database" .Values.clickhouse.database)
   "gateway" (dict
     "grpc_listen" (printf "0.0.0.0:%v" .Values.gateway.grpcPort)
