@@ -89,7 +89,11 @@ pub fn nats_config() -> chaukas_bus::NatsConfig {
         dead_letter_subject: format!("{}.deadletter", name.to_lowercase()),
         dead_letter_stream: format!("{name}_DEAD_LETTER"),
         stream: format!("{name}_EVENTS"),
-        max_bytes: 256 * 1024 * 1024,
+        // Every test's streams reserve their limits on the one harness server (JetStream
+        // refuses new streams once the reservations pass its storage limit), so keep them
+        // small: a test's backlog is a few MiB.
+        max_bytes: 64 * 1024 * 1024,
+        dead_letter_max_bytes: 16 * 1024 * 1024,
         ..chaukas_bus::NatsConfig::default()
     }
 }

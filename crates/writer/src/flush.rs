@@ -25,6 +25,7 @@ use chaukas_store::EventRow;
 use chaukas_store::events::{self, ClaimRow, EventKey};
 
 use crate::WriterSettings;
+use crate::choose::{self, KeyCopy};
 use crate::consumer::ShardMessage;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
@@ -145,6 +146,11 @@ impl Batch {
     }
 }
 
+/// The row a copy points at.
+fn row_of<'a>(held: &'a [Held], copy: &KeyCopy) -> Option<&'a EventRow> {
+    held.get(copy.message)?.content.as_ref().ok()?.get(copy.row)
+}
+
 /// Hands a message back to JetStream for redelivery after `delay` (now when `None`).
 pub async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
     if let Err(error) = message.ack_with(AckKind::Nak(delay)).await {
@@ -230,11 +236,15 @@ impl Flusher {
         }
         let keep_alive = self.keep_alive(&held);
         let claiming = Instant::now();
-        let claimed = self.claim(&held).await;
+        let mut previous_ok = None;
+        let claimed = self.claim(&held, in_flight, &mut previous_ok).await;
         self.metrics
             .claim_seconds
             .observe(claiming.elapsed().as_secs_f64());
-        let previous_ok = in_flight.finish().await;
+        let previous_ok = match previous_ok {
+            Some(ok) => ok,
+            None => in_flight.finish().await,
+        };
         match claimed {
             Ok(claimed) => {
                 let flusher = self.clone();
@@ -327,15 +337,23 @@ impl Flusher {
         })
     }
 
-    /// Deduplicates and claims. Messages of shards this writer may not write any more are
-    /// handed back here and left out.
-    async fn claim(&self, held: &[Held]) -> Result<Claimed, FlushError> {
+    /// Claims: looks the batch's keys up, chooses one copy per key (see `choose`), and
+    /// records claims for what it will store. Messages of shards this writer may not write
+    /// any more are handed back here and left out. When a copy's key may already be stored,
+    /// the insert still in flight is waited for first (`previous_ok` gets its outcome), so
+    /// the check cannot miss a row being written (issue #13, interleaving 2).
+    async fn claim(
+        &self,
+        held: &[Held],
+        in_flight: &mut InFlight,
+        previous_ok: &mut Option<bool>,
+    ) -> Result<Claimed, FlushError> {
         let margin = self
             .settings
             .fencing_margin()
             .expect("validated when the writer started");
         let mut to_ack = Vec::with_capacity(held.len());
-        let mut rows: Vec<(usize, usize, &EventRow)> = Vec::new();
+        let mut copies: Vec<(EventKey, KeyCopy)> = Vec::new();
         let mut shards: HashSet<u16> = HashSet::new();
         for (index, item) in held.iter().enumerate() {
             if !self.leases.may_write(item.shard, margin) {
@@ -347,12 +365,15 @@ impl Flusher {
                 self.metrics.redeliveries.inc();
             }
             match &item.content {
-                Ok(events) => rows.extend(
-                    events
-                        .iter()
-                        .enumerate()
-                        .map(|(row_index, row)| (index, row_index, row)),
-                ),
+                Ok(events) => copies.extend(events.iter().enumerate().map(|(row, event)| {
+                    let key = (event.tenant_id.clone(), event.event_id.clone());
+                    let copy = KeyCopy {
+                        message: index,
+                        row,
+                        seq: item.stream_seq,
+                    };
+                    (key, copy)
+                })),
                 Err(reason) => {
                     if self.dead_letter(item, reason).await {
                         to_ack.push(index);
@@ -369,41 +390,41 @@ impl Flusher {
             to_ack.push(index);
         }
 
-        // First copy in stream order wins inside the batch.
-        rows.sort_by_key(|(index, _, _)| held[*index].stream_seq);
-        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(rows.len());
-        let before = rows.len();
-        rows.retain(|(_, _, row)| seen.insert((row.tenant_id.as_str(), row.event_id.as_str())));
-        let mut duplicates = before - rows.len();
-
-        let keys: Vec<EventKey> = rows
-            .iter()
-            .map(|(_, _, row)| (row.tenant_id.clone(), row.event_id.clone()))
-            .collect();
+        let mut keys: Vec<EventKey> = copies.iter().map(|(key, _)| key.clone()).collect();
+        keys.sort_unstable();
+        keys.dedup();
         let claims = self
             .bounded(events::claims(&self.clickhouse, &keys))
             .await?;
-        let mut fresh: Vec<(usize, usize, &EventRow)> = Vec::new();
-        let mut reclaimed: Vec<(usize, usize, &EventRow)> = Vec::new();
-        for (index, row_index, row) in rows {
-            match claims.get(&(row.tenant_id.clone(), row.event_id.clone())) {
-                None => fresh.push((index, row_index, row)),
-                Some(seq) if *seq == held[index].stream_seq => {
-                    reclaimed.push((index, row_index, row));
-                }
-                Some(_) => duplicates += 1,
-            }
-        }
-        if !reclaimed.is_empty() {
-            let candidates: Vec<&EventRow> = reclaimed.iter().map(|(_, _, row)| *row).collect();
+        let choice = choose::choose(copies, &claims);
+        let mut duplicates = choice.duplicates;
+        let mut to_claim = choice.fresh;
+        let mut to_store = Vec::new();
+        let checked: Vec<(KeyCopy, bool)> = choice
+            .take_over
+            .into_iter()
+            .map(|copy| (copy, true))
+            .chain(choice.reclaim.into_iter().map(|copy| (copy, false)))
+            .collect();
+        if !checked.is_empty() {
+            *previous_ok = Some(in_flight.finish().await);
+            let candidates: Vec<&EventRow> = checked
+                .iter()
+                .filter_map(|(copy, _)| row_of(held, copy))
+                .collect();
             let already_stored = self
                 .bounded(events::stored(&self.clickhouse, &candidates))
                 .await?;
-            let before = reclaimed.len();
-            reclaimed.retain(|(_, _, row)| {
-                !already_stored.contains(&(row.tenant_id.clone(), row.event_id.clone()))
-            });
-            duplicates += before - reclaimed.len();
+            for (copy, take_over) in checked {
+                let stored = row_of(held, &copy).is_none_or(|row| {
+                    already_stored.contains(&(row.tenant_id.clone(), row.event_id.clone()))
+                });
+                match (stored, take_over) {
+                    (true, _) => duplicates += 1,
+                    (false, true) => to_claim.push(copy),
+                    (false, false) => to_store.push(copy),
+                }
+            }
         }
 
         let now_ns = SystemTime::now()
@@ -411,22 +432,25 @@ impl Flusher {
             .map_or(0, |elapsed| {
                 i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
             });
-        let claim_rows: Vec<ClaimRow> = fresh
+        let claim_rows: Vec<ClaimRow> = to_claim
             .iter()
-            .map(|(index, _, row)| ClaimRow {
-                tenant_id: row.tenant_id.clone(),
-                event_id: row.event_id.clone(),
-                stream_seq: held[*index].stream_seq,
-                claimed_at_ns: now_ns,
+            .filter_map(|copy| {
+                let row = row_of(held, copy)?;
+                Some(ClaimRow {
+                    tenant_id: row.tenant_id.clone(),
+                    event_id: row.event_id.clone(),
+                    stream_seq: copy.seq,
+                    claimed_at_ns: now_ns,
+                })
             })
             .collect();
         self.fence(&shards, margin)?;
         self.bounded(events::insert_claims(&self.clickhouse, &claim_rows))
             .await?;
-        let inserts = fresh
+        let inserts = to_claim
             .into_iter()
-            .chain(reclaimed)
-            .map(|(index, row_index, _)| (index, row_index))
+            .chain(to_store)
+            .map(|copy| (copy.message, copy.row))
             .collect();
         Ok(Claimed {
             to_ack,
