@@ -216,6 +216,45 @@ pub async fn insert_events(
     insert_rows(client, "events", rows.iter().copied()).await
 }
 
+/// Inserts rows into `events` as ClickHouse query `query_id`, so that a caller who gave up
+/// on it can stop it on the server with [`kill_query`].
+pub async fn insert_events_as(
+    client: &clickhouse::Client,
+    rows: &[&EventRow],
+    query_id: &str,
+) -> Result<(), StoreError> {
+    let client = client.clone().with_setting("query_id", query_id);
+    insert_rows(&client, "events", rows.iter().copied()).await
+}
+
+/// Asks the server to stop query `query_id` (`KILL QUERY ... ASYNC`). Some statements
+/// cannot be killed (INSERTs on 18.16 answer "unkillable stages"); callers then wait for the
+/// statement to end with [`query_running`].
+pub async fn request_kill(client: &clickhouse::Client, query_id: &str) -> Result<(), StoreError> {
+    let kill = "KILL QUERY WHERE query_id = ? ASYNC";
+    client
+        .query(kill)
+        .bind(query_id)
+        .execute()
+        .await
+        .map_err(|source| StoreError::query(kill, source))
+}
+
+/// Whether the server still runs query `query_id` (`system.processes`).
+pub async fn query_running(
+    client: &clickhouse::Client,
+    query_id: &str,
+) -> Result<bool, StoreError> {
+    let running = "SELECT count() FROM system.processes WHERE query_id = ?";
+    let count: u64 = client
+        .query(running)
+        .bind(query_id)
+        .fetch_one()
+        .await
+        .map_err(|source| StoreError::query(running, source))?;
+    Ok(count > 0)
+}
+
 async fn insert_rows<'r, T>(
     client: &clickhouse::Client,
     table: &str,

@@ -243,6 +243,17 @@ impl PrivateClickHouse {
         self.lib("stop_process clickhouse");
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and statements hang, as on a
+    /// stalled machine. [`PrivateClickHouse::resume`] lets it go on where it was.
+    pub fn pause(&self) {
+        self.lib("kill -STOP \"$(cat \"$RUN_DIR/pids/clickhouse.pid\")\"");
+    }
+
+    /// Continues a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.lib("kill -CONT \"$(cat \"$RUN_DIR/pids/clickhouse.pid\")\"");
+    }
+
     /// Starts the server again with the same data.
     pub fn restart(&self) {
         self.lib(&format!(

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, AckKind};
-use chaukas_bus::{Envelope, NatsConfig};
+use chaukas_bus::NatsConfig;
 use chaukas_store::EventRow;
 use chaukas_store::events::{self, ClaimRow, EventKey};
 
 use crate::WriterSettings;
+pub use crate::batch::{Batch, Held, nak};
 use crate::choose::{self, KeyCopy};
-use crate::consumer::ShardMessage;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
 
@@ -37,125 +37,23 @@ pub const DEAD_LETTER_SUBJECT_HEADER: &str = chaukas_bus::dead_letters::SUBJECT_
 /// Header with the stream sequence a dead letter had.
 pub const DEAD_LETTER_SEQUENCE_HEADER: &str = chaukas_bus::dead_letters::SEQUENCE_HEADER;
 
-/// A message the writer holds until it is stored (then acked) or handed back (nak).
-pub struct Held {
-    shard: u16,
-    message: jetstream::Message,
-    stream_seq: u64,
-    delivered: i64,
-    /// The message's rows, or why it can never be stored.
-    content: Result<Vec<EventRow>, String>,
-}
-
-impl Held {
-    /// Decodes a message as it arrives, so the batch knows its size in events.
-    pub fn new(delivery: ShardMessage) -> Self {
-        let (stream_seq, delivered) = delivery
-            .message
-            .info()
-            .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
-        let content =
-            Envelope::decode(&delivery.message.payload, delivery.message.headers.as_ref())
-                .map(|envelope| {
-                    envelope
-                        .events
-                        .iter()
-                        .map(|(event, bytes)| EventRow::new(event, bytes, envelope.ingest_time_ns))
-                        .collect()
-                })
-                .map_err(|error| error.to_string());
-        Self {
-            shard: delivery.shard,
-            message: delivery.message,
-            stream_seq,
-            delivered,
-            content,
-        }
-    }
-
-    fn events(&self) -> usize {
-        self.content.as_ref().map_or(1, Vec::len)
-    }
-
-    fn bytes(&self) -> usize {
-        self.message.payload.len()
-    }
-}
-
-/// Messages waiting to be stored together.
-#[derive(Default)]
-pub struct Batch {
-    held: Vec<Held>,
-    events: usize,
-    bytes: usize,
-    oldest: Option<Instant>,
-}
-
-impl Batch {
-    /// Adds a decoded message.
-    pub fn push(&mut self, held: Held) {
-        self.events += held.events();
-        self.bytes += held.bytes();
-        self.oldest.get_or_insert_with(Instant::now);
-        self.held.push(held);
-    }
-
-    /// Events waiting.
-    pub fn events(&self) -> usize {
-        self.events
-    }
-
-    /// Message bytes waiting.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-
-    /// How long the oldest message has waited.
-    pub fn age(&self) -> Duration {
-        self.oldest
-            .map_or(Duration::ZERO, |oldest| oldest.elapsed())
-    }
-
-    /// Hands back every held message of `shard` for immediate redelivery (its lease is gone
-    /// or being given away) and forgets them.
-    pub async fn hand_back_shard(&mut self, shard: u16) {
-        let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|held| held.shard == shard);
-        for held in &gone {
-            nak(&held.message, None).await;
-        }
-        self.events = kept.iter().map(Held::events).sum();
-        self.bytes = kept.iter().map(Held::bytes).sum();
-        if kept.is_empty() {
-            self.oldest = None;
-        }
-        self.held = kept;
-    }
-
-    fn take(&mut self) -> Vec<Held> {
-        self.events = 0;
-        self.bytes = 0;
-        self.oldest = None;
-        std::mem::take(&mut self.held)
-    }
+/// A ClickHouse query id for one row insert, unique across writers and restarts.
+fn insert_query_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!(
+        "chaukas-insert-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The row a copy points at.
 fn row_of<'a>(held: &'a [Held], copy: &KeyCopy) -> Option<&'a EventRow> {
     held.get(copy.message)?.content.as_ref().ok()?.get(copy.row)
-}
-
-/// Hands a message back to JetStream for redelivery after `delay` (now when `None`).
-pub async fn nak(message: &jetstream::Message, delay: Option<Duration>) {
-    if let Err(error) = message.ack_with(AckKind::Nak(delay)).await {
-        tracing::debug!(%error, "nak failed; the message is redelivered after ack_wait");
-    }
 }
 
 /// What storing needs. Cheap to clone: the row insert of one batch runs as a task of its own
@@ -228,7 +126,7 @@ impl Flusher {
     /// Claims `batch` and starts inserting its rows in the background, after the previous
     /// insert has finished. Returns false when this batch's claim step or the previous
     /// insert failed (the caller backs off before the next flush).
-    #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.held.len(), events = batch.events))]
+    #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.messages(), events = batch.events()))]
     pub async fn flush(&self, batch: &mut Batch, in_flight: &mut InFlight) -> bool {
         let held = batch.take();
         if held.is_empty() {
@@ -287,14 +185,20 @@ impl Flusher {
             .filter_map(|(message, row)| held[*message].content.as_ref().ok()?.get(*row))
             .collect();
         let started = Instant::now();
+        let query_id = insert_query_id();
         let result = match self.fence(&claimed.shards, margin) {
             Ok(()) => {
-                self.bounded(events::insert_events(&self.clickhouse, &rows))
+                self.bounded(events::insert_events_as(&self.clickhouse, &rows, &query_id))
                     .await
             }
             Err(error) => Err(error),
         };
         if let Err(error) = result {
+            // A timeout stops only this side; the server may still be inserting. Stop it there
+            // before the messages go back, so their redelivery cannot race with it.
+            if !matches!(error, FlushError::Fenced { .. }) {
+                self.stop_on_server(&query_id).await;
+            }
             self.hand_back(&held, &error).await;
             return false;
         }
@@ -317,6 +221,43 @@ impl Flusher {
             }
         }
         true
+    }
+
+    /// Makes sure insert `query_id` no longer runs on the server before its messages go
+    /// back (issue #13, interleaving 3): a kill is requested, then the server is asked until
+    /// the statement is gone, for at most twice the statement timeout.
+    async fn stop_on_server(&self, query_id: &str) {
+        if let Err(error) = self
+            .bounded(events::request_kill(&self.clickhouse, query_id))
+            .await
+        {
+            tracing::debug!(query_id, %error, "kill refused; waiting for the insert to end");
+        }
+        let deadline =
+            Instant::now() + Duration::from_millis(self.settings.statement_timeout_ms * 2);
+        loop {
+            match self
+                .bounded(events::query_running(&self.clickhouse, query_id))
+                .await
+            {
+                Ok(false) => {
+                    tracing::debug!(query_id, "failed insert no longer runs on the server");
+                    return;
+                }
+                Ok(true) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                outcome => {
+                    tracing::warn!(
+                        query_id,
+                        ?outcome,
+                        "could not confirm the failed insert ended on the server; its \
+                         redelivery may find its rows"
+                    );
+                    return;
+                }
+            }
+        }
     }
 
     /// Sends in-progress acks for every held message while a flush runs, so a slow insert

@@ -7,6 +7,7 @@
 //! living within the lease TTL.
 
 mod backlog;
+mod batch;
 mod choose;
 mod config;
 pub mod consumer;
