@@ -45,21 +45,46 @@ pub struct Choice {
     pub duplicates: usize,
 }
 
-/// Chooses per key, given every copy in the batch and the claims found for their keys.
+/// A key's copies in the batch: the lowest and how many there are.
+#[derive(Debug, Clone, Copy)]
+pub struct Group {
+    lowest: KeyCopy,
+    copies: usize,
+}
+
+/// Groups a batch's copies by key, in one pass and without an allocation per key (a batch is
+/// tens of thousands of events).
+pub fn group<K: std::hash::Hash + Eq>(
+    copies: impl IntoIterator<Item = (K, KeyCopy)>,
+) -> HashMap<K, Group> {
+    let mut groups: HashMap<K, Group> = HashMap::new();
+    for (key, copy) in copies {
+        groups
+            .entry(key)
+            .and_modify(|group| {
+                group.copies += 1;
+                if copy.seq < group.lowest.seq {
+                    group.lowest = copy;
+                }
+            })
+            .or_insert(Group {
+                lowest: copy,
+                copies: 1,
+            });
+    }
+    groups
+}
+
+/// Chooses per key, given the batch's groups and the claims found for their keys.
 pub fn choose<K: std::hash::Hash + Eq>(
-    copies: Vec<(K, KeyCopy)>,
+    groups: HashMap<K, Group>,
     claims: &HashMap<K, u64>,
 ) -> Choice {
-    let mut by_key: HashMap<K, Vec<KeyCopy>> = HashMap::new();
-    for (key, copy) in copies {
-        by_key.entry(key).or_default().push(copy);
-    }
     let mut choice = Choice::default();
-    for (key, mut copies) in by_key {
-        copies.sort_by_key(|copy| copy.seq);
-        let lowest = copies[0];
+    for (key, group) in groups {
+        let lowest = group.lowest;
         // Every copy but the one chosen (if any) is a duplicate.
-        choice.duplicates += copies.len() - 1;
+        choice.duplicates += group.copies - 1;
         match claims.get(&key) {
             None => choice.fresh.push(lowest),
             Some(&claimed) if lowest.seq < claimed => choice.take_over.push(lowest),
@@ -87,7 +112,10 @@ mod tests {
     #[test]
     fn a_lower_copy_takes_over_a_claim_whose_row_never_landed() {
         let claims = HashMap::from([("K", 200)]);
-        let choice = choose(vec![("K", copy(0, 100)), ("K", copy(1, 200))], &claims);
+        let choice = choose(
+            group(vec![("K", copy(0, 100)), ("K", copy(1, 200))]),
+            &claims,
+        );
         assert_eq!(choice.take_over, vec![copy(0, 100)]);
         assert!(choice.fresh.is_empty() && choice.reclaim.is_empty());
         assert_eq!(choice.duplicates, 1);
@@ -96,7 +124,10 @@ mod tests {
     #[test]
     fn the_claimants_own_copy_is_reclaimed_and_later_copies_are_duplicates() {
         let claims = HashMap::from([("K", 200)]);
-        let choice = choose(vec![("K", copy(1, 200)), ("K", copy(2, 300))], &claims);
+        let choice = choose(
+            group(vec![("K", copy(1, 200)), ("K", copy(2, 300))]),
+            &claims,
+        );
         assert_eq!(choice.reclaim, vec![copy(1, 200)]);
         assert_eq!(choice.duplicates, 1);
     }
@@ -104,7 +135,10 @@ mod tests {
     #[test]
     fn copies_later_than_the_claim_are_all_duplicates() {
         let claims = HashMap::from([("K", 100)]);
-        let choice = choose(vec![("K", copy(1, 200)), ("K", copy(2, 300))], &claims);
+        let choice = choose(
+            group(vec![("K", copy(1, 200)), ("K", copy(2, 300))]),
+            &claims,
+        );
         assert_eq!(
             choice,
             Choice {
@@ -116,14 +150,12 @@ mod tests {
 
     #[test]
     fn an_unclaimed_key_stores_its_lowest_copy() {
-        let choice = choose(
-            vec![
-                ("K", copy(3, 300)),
-                ("K", copy(1, 100)),
-                ("J", copy(2, 200)),
-            ],
-            &HashMap::new(),
-        );
+        let copies = vec![
+            ("K", copy(3, 300)),
+            ("K", copy(1, 100)),
+            ("J", copy(2, 200)),
+        ];
+        let choice = choose(group(copies), &HashMap::new());
         let mut fresh = choice.fresh.clone();
         fresh.sort_by_key(|copy| copy.seq);
         assert_eq!(fresh, vec![copy(1, 100), copy(2, 200)]);

@@ -294,7 +294,7 @@ impl Flusher {
             .fencing_margin()
             .expect("validated when the writer started");
         let mut to_ack = Vec::with_capacity(held.len());
-        let mut copies: Vec<(EventKey, KeyCopy)> = Vec::new();
+        let mut copies: Vec<((&str, &str), KeyCopy)> = Vec::new();
         let mut shards: HashSet<u16> = HashSet::new();
         for (index, item) in held.iter().enumerate() {
             if !self.leases.may_write(item.shard, margin) {
@@ -307,7 +307,7 @@ impl Flusher {
             }
             match &item.content {
                 Ok(events) => copies.extend(events.iter().enumerate().map(|(row, event)| {
-                    let key = (event.tenant_id.clone(), event.event_id.clone());
+                    let key = (event.tenant_id.as_str(), event.event_id.as_str());
                     let copy = KeyCopy {
                         message: index,
                         row,
@@ -331,13 +331,20 @@ impl Flusher {
             to_ack.push(index);
         }
 
-        let mut keys: Vec<EventKey> = copies.iter().map(|(key, _)| key.clone()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let claims = self
+        // Keys stay borrowed from the held rows; only the lookup needs owned ones.
+        let groups = choose::group(copies);
+        let keys: Vec<EventKey> = groups
+            .keys()
+            .map(|(tenant, event)| ((*tenant).to_owned(), (*event).to_owned()))
+            .collect();
+        let found = self
             .bounded(events::claims(&self.clickhouse, &keys))
             .await?;
-        let choice = choose::choose(copies, &claims);
+        let claims = found
+            .iter()
+            .map(|((tenant, event), seq)| ((tenant.as_str(), event.as_str()), *seq))
+            .collect();
+        let choice = choose::choose(groups, &claims);
         let mut duplicates = choice.duplicates;
         let mut to_claim = choice.fresh;
         let mut to_store = Vec::new();
