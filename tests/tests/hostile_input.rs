@@ -441,3 +441,18 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
+
+/// A body budget that could never admit a request of the largest allowed size is refused at
+/// startup, naming both settings, instead of answering 503 to such requests forever.
+#[tokio::test]
+async fn a_body_budget_below_the_largest_request_is_refused_at_startup() {
+    let mut config = chaukas_gateway::GatewayConfig::default();
+    config.gateway.max_request_bytes = 16 * 1024 * 1024;
+    config.gateway.max_body_budget_bytes = 32 * 1024 * 1024;
+    let error = chaukas_gateway::bind(&config).await.err().expect("refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("max_body_budget_bytes") && message.contains("max_request_bytes"),
+        "{message}"
+    );
+}

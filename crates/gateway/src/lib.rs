@@ -47,6 +47,9 @@ pub enum GatewayError {
     /// The NATS settings are unusable.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// Settings that contradict each other.
+    #[error("invalid [gateway] settings: {0}")]
+    InvalidSettings(String),
     /// The query service address is not a URL.
     #[error("invalid gateway.query_endpoint {endpoint:?}: {reason}")]
     QueryEndpoint {
@@ -83,6 +86,15 @@ pub struct BoundGateway {
 /// answer UNAVAILABLE and `/readyz` says why until it is).
 pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> {
     config.nats.validate()?;
+    let largest_body = admission::BYTE_COST.saturating_mul(config.gateway.max_request_bytes);
+    if config.gateway.max_body_budget_bytes < largest_body {
+        return Err(GatewayError::InvalidSettings(format!(
+            "max_body_budget_bytes ({}) must be at least {} x max_request_bytes ({largest_body}), \
+             or a request of the largest allowed size could never be admitted",
+            config.gateway.max_body_budget_bytes,
+            admission::BYTE_COST
+        )));
+    }
     let grpc = health::bind(&config.gateway.grpc_listen).await?;
     let http = health::bind(&config.gateway.http_listen).await?;
     let nats = config.nats.connect().await?;
