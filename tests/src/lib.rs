@@ -413,3 +413,63 @@ pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::proce
         .stderr(std::process::Stdio::inherit());
     command
 }
+
+/// A steady stream of batches to a pipeline's gateway, each acknowledged or the test fails
+/// (the gateway must keep accepting through whatever the test does to storage).
+pub struct SteadyLoad {
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl SteadyLoad {
+    /// Sends batches of `batch` new events of `tenant`, `pause` apart.
+    pub async fn start(
+        pipeline: &Pipeline,
+        tenant: &'static str,
+        batch: usize,
+        pause: Duration,
+    ) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let acked = std::sync::Arc::new(AtomicU64::new(0));
+        let running = std::sync::Arc::new(AtomicBool::new(true));
+        let mut client = pipeline.server_client().await;
+        let task = {
+            let (acked, running) = (acked.clone(), running.clone());
+            tokio::spawn(async move {
+                let mut number = 0;
+                while running.load(Ordering::Relaxed) {
+                    let events = (0..batch)
+                        .map(|i| corpus::simple_event(tenant, &format!("b{number}-e{i}")))
+                        .collect();
+                    let response = client
+                        .ingest_event_batch(batch_request(events))
+                        .await
+                        .expect("the gateway keeps accepting whatever happens to storage");
+                    let accepted = u64::try_from(response.into_inner().accepted_count).unwrap();
+                    acked.fetch_add(accepted, Ordering::Relaxed);
+                    number += 1;
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        };
+        Self {
+            acked,
+            running,
+            task,
+        }
+    }
+
+    /// Events acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops sending and returns every event acknowledged.
+    pub async fn stop(self) -> u64 {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

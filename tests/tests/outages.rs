@@ -1,14 +1,12 @@
 //! Ingestion while the bus or the store is away: nothing accepted is lost or duplicated,
 //! and nothing needs a restart to recover.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chaukas_proto::server::v1 as server;
 use chaukas_testkit::{PrivateClickHouse, PrivateNats};
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{Pipeline, batch_request};
+use chaukas_tests::{Pipeline, SteadyLoad, batch_request};
 
 #[tokio::test]
 async fn a_nats_outage_answers_unavailable_in_time_and_ingestion_resumes_on_its_own() {
@@ -59,46 +57,19 @@ async fn a_nats_outage_answers_unavailable_in_time_and_ingestion_resumes_on_its_
 async fn a_clickhouse_outage_is_absorbed_by_the_bus_and_drained_without_loss() {
     let clickhouse = PrivateClickHouse::start();
     let pipeline = Pipeline::start_custom(Some(clickhouse.url()), true, |_, _| {}).await;
-    let client = pipeline.server_client().await;
-    let acked = Arc::new(AtomicU64::new(0));
-    let running = Arc::new(AtomicBool::new(true));
-    let load = {
-        let (acked, running, mut client) = (acked.clone(), running.clone(), client.clone());
-        tokio::spawn(async move {
-            let mut batch_number = 0;
-            while running.load(Ordering::Relaxed) {
-                let events = (0..100)
-                    .map(|i| simple_event("tenant-ch", &format!("b{batch_number}-e{i}")))
-                    .collect();
-                let response = client
-                    .ingest_event_batch(batch_request(events))
-                    .await
-                    .expect("the gateway keeps accepting while ClickHouse is down");
-                acked.fetch_add(
-                    u64::try_from(response.into_inner().accepted_count).unwrap(),
-                    Ordering::Relaxed,
-                );
-                batch_number += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    drop(client);
+    let load = SteadyLoad::start(&pipeline, "tenant-ch", 100, Duration::from_millis(50)).await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     clickhouse.stop();
-    let acked_at_stop = acked.load(Ordering::Relaxed);
+    let acked_at_stop = load.acked();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(
-        acked.load(Ordering::Relaxed) > acked_at_stop + 1_000,
+        load.acked() > acked_at_stop + 1_000,
         "ingestion went on while ClickHouse was down"
     );
     clickhouse.restart();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    running.store(false, Ordering::Relaxed);
-    load.await.unwrap();
-
-    let total = acked.load(Ordering::Relaxed);
+    let total = load.stop().await;
     assert_eq!(
         pipeline
             .wait_for_rows(total, Duration::from_secs(120))
