@@ -21,6 +21,14 @@ use crate::validate::Rejection;
 const LOG_BURST: u32 = 5;
 const LOG_WINDOW: Duration = Duration::from_secs(1);
 
+/// The `Authorization` value of a request (`Bearer <key>`): the HTTP header chaukas-sdk
+/// sends, and the gRPC metadata entry of the same name, read the same way for both.
+pub(crate) fn authorization(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+}
+
 /// What a request may touch.
 #[derive(Debug, Clone)]
 pub enum Access {

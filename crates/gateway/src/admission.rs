@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::access::{Access, Guard};
+use crate::access::{Access, Guard, authorization};
 use crate::metrics::GatewayMetrics;
 
 /// What a body byte costs: measured under `make abuse`, a 16 MiB gRPC request peaks at about
@@ -218,11 +218,11 @@ where
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         if let Some(scope) = scope_of(parts.uri.path()) {
-            let authorization = parts
-                .headers
-                .get("authorization")
-                .and_then(|value| value.to_str().ok());
-            match self.admission.guard.check(authorization, scope) {
+            match self
+                .admission
+                .guard
+                .check(authorization(&parts.headers), scope)
+            {
                 Ok(access) => {
                     parts.extensions.insert(access);
                 }

@@ -32,7 +32,7 @@ use chaukas_proto::server::v1::GetEventStatsRequest;
 use prost::Message;
 use serde_json::json;
 
-use crate::access::Access;
+use crate::access::{Access, authorization};
 use crate::admission::{BodyBudget, BudgetBody, Reservation};
 use crate::http_body::{BodyLimits, read_body};
 use crate::ingest::IngestError;
@@ -120,13 +120,6 @@ impl From<IngestError> for HttpError {
     fn from(error: IngestError) -> Self {
         Self::new(error.kind(), error.public_message())
     }
-}
-
-/// The `Authorization` header (`Bearer <key>`, as chaukas-sdk sends it).
-fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
 }
 
 /// Checks the caller's API key for `scope` before the body is even read.

@@ -17,7 +17,8 @@ use crate::metrics::GatewayMetrics;
 use crate::validate::{Rejection, validate};
 
 /// How long a client should wait before retrying after UNAVAILABLE.
-pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The error table's hint, so the message and the `retry-after` it travels with agree.
+pub const RETRY_AFTER: Duration = chaukas_common::errors::DEFAULT_RETRY_AFTER;
 
 /// Single events that arrive together share one publish: up to this many...
 const MAX_GROUP_EVENTS: usize = 512;
