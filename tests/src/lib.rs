@@ -210,6 +210,17 @@ impl Pipeline {
         }
     }
 
+    /// Waits until `events` holds `expected` rows and asserts that it holds exactly that many,
+    /// no key twice: every acknowledged event stored, once.
+    pub async fn assert_stored_once(&self, expected: u64, timeout: Duration) {
+        assert_eq!(
+            self.wait_for_rows(expected, timeout).await,
+            expected,
+            "every acknowledged event stored, none twice"
+        );
+        assert_eq!(self.distinct_keys().await, expected, "no key stored twice");
+    }
+
     /// Distinct (tenant, event id) pairs in `events`: equal to the row count when nothing
     /// was stored twice.
     pub async fn distinct_keys(&self) -> u64 {
