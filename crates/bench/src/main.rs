@@ -2,6 +2,7 @@
 //! side by side with the raw limits of JetStream and ClickHouse measured in the same run.
 //! `make bench` runs the short profile; `--profile full` loads 10M events (docs/benchmarks.md).
 
+mod args;
 mod baselines;
 mod ingest;
 mod procs;
@@ -14,6 +15,6 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = report::Args::parse();
+    let args = args::Args::parse();
     report::run(args).await
 }

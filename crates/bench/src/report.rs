@@ -2,85 +2,20 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use chaukas_bus::NatsConfig;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use chaukas_store::ClickHouseConfig;
-use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tonic::transport::Endpoint;
 
+use crate::args::{Args, Profile};
 use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::workload::Client;
 use crate::{baselines, query};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Profile {
-    /// Under 5 minutes: 1M events stored before the query figures.
-    Quick,
-    /// 10M events stored before the query figures; longer runs everywhere.
-    Full,
-}
-
-/// Benchmarks a running stack (`make up`).
-#[derive(Debug, Parser)]
-#[command(name = "chaukas-bench")]
-pub struct Args {
-    #[arg(long, value_enum, default_value = "quick")]
-    profile: Profile,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    grpc: String,
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    http: String,
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    nats: String,
-    /// NATS user and password of the stack (`make up` writes them to `.run/cli.env`).
-    #[arg(long, env = "CHAUKAS_NATS__USER", default_value = "")]
-    nats_user: String,
-    #[arg(
-        long,
-        env = "CHAUKAS_NATS__PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    nats_password: String,
-    /// ClickHouse user with write access for the raw-insert baseline (the stack's migrate user).
-    #[arg(long, env = "CHAUKAS_CLICKHOUSE__USER", default_value = "default")]
-    clickhouse_user: String,
-    #[arg(
-        long,
-        env = "CHAUKAS_CLICKHOUSE__PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    clickhouse_password: String,
-    #[arg(long, default_value = "http://127.0.0.1:8123")]
-    clickhouse: String,
-    #[arg(long, default_value = "chaukas")]
-    database: String,
-    /// Where `make up` keeps its pid files, to account CPU and memory per process.
-    #[arg(long, default_value = ".run/pids")]
-    pids: PathBuf,
-    /// Where results are appended as JSON lines.
-    #[arg(long, default_value = "bench/results")]
-    results: PathBuf,
-    /// Git commit measured (the Makefile passes it).
-    #[arg(long, env = "CHAUKAS_BENCH_COMMIT", default_value = "unknown")]
-    commit: String,
-    /// Events per batch request in the closed-loop runs.
-    #[arg(long, default_value_t = 500)]
-    batch: usize,
-    /// Requests in flight in the closed-loop runs.
-    #[arg(long, default_value_t = 8)]
-    concurrency: u64,
-    /// Distinct tenants.
-    #[arg(long, default_value_t = 50)]
-    tenants: u64,
-}
 
 struct Plan {
     baseline_events: usize,
