@@ -217,14 +217,32 @@ pub async fn insert_events(
 }
 
 /// Inserts rows into `events` as ClickHouse query `query_id`, so that a caller who gave up
-/// on it can stop it on the server with [`kill_query`].
+/// on it can stop it on the server with [`request_kill`]. `may_commit` is asked once more
+/// right before the body is ended: the server commits an insert only when its body ends, so
+/// answering false abandons it with nothing written (a writer whose lease went stale while
+/// it was sending, e.g. after being paused).
 pub async fn insert_events_as(
     client: &clickhouse::Client,
     rows: &[&EventRow],
     query_id: &str,
+    may_commit: impl Fn() -> bool,
 ) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let client = client.clone().with_setting("query_id", query_id);
-    insert_rows(&client, "events", rows.iter().copied()).await
+    let statement = "INSERT INTO events";
+    let failed = |source| StoreError::query(statement, source);
+    let mut insert = client.insert::<EventRow>("events").await.map_err(failed)?;
+    for row in rows {
+        insert.write(*row).await.map_err(failed)?;
+    }
+    if !may_commit() {
+        // Dropping an unfinished insert aborts its request; the server discards the body.
+        drop(insert);
+        return Err(StoreError::Abandoned("events"));
+    }
+    insert.end().await.map_err(failed)
 }
 
 /// Asks the server to stop query `query_id` (`KILL QUERY ... ASYNC`). Some statements
@@ -253,6 +271,27 @@ pub async fn query_running(
         .await
         .map_err(|source| StoreError::query(running, source))?;
     Ok(count > 0)
+}
+
+/// How many queries run on the server whose id starts with `prefix` but not with
+/// `except_prefix` and contains `marker` (`system.processes` of the server answering).
+pub async fn inserts_running(
+    client: &clickhouse::Client,
+    prefix: &str,
+    except_prefix: &str,
+    marker: &str,
+) -> Result<u64, StoreError> {
+    let running = "SELECT count() FROM system.processes \
+                   WHERE position(query_id, ?) = 1 AND position(query_id, ?) != 1 \
+                   AND position(query_id, ?) > 0";
+    client
+        .query(running)
+        .bind(prefix)
+        .bind(except_prefix)
+        .bind(marker)
+        .fetch_one()
+        .await
+        .map_err(|source| StoreError::query(running, source))
 }
 
 async fn insert_rows<'r, T>(

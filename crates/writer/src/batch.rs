@@ -119,6 +119,13 @@ impl Batch {
         self.held = kept;
     }
 
+    /// Puts back messages whose flush failed, to be retried in place.
+    pub fn restore(&mut self, held: Vec<Held>) {
+        for item in held {
+            self.push(item);
+        }
+    }
+
     pub(crate) fn take(&mut self) -> Vec<Held> {
         self.events = 0;
         self.bytes = 0;

@@ -12,14 +12,16 @@
 //!
 //! Claims are written before rows, so a crash between the two leaves a claim whose message
 //! is redelivered and completes the insert. Messages are acked only after both inserts
-//! succeeded; a failure hands the whole batch back with a delay. Shard leases make the
-//! check-then-claim race-free (see `leases`).
+//! succeeded. A failure is retried in place (the claim step by the writer loop, the row
+//! insert by its task, see `insert`), so a shard's messages are stored in stream order;
+//! messages go back to JetStream only when their shard is no longer this writer's. Shard
+//! leases make the check-then-claim race-free (see `leases`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream;
 use chaukas_bus::NatsConfig;
 use chaukas_store::EventRow;
 use chaukas_store::events::{self, ClaimRow, EventKey};
@@ -27,6 +29,8 @@ use chaukas_store::events::{self, ClaimRow, EventKey};
 use crate::WriterSettings;
 pub use crate::batch::{Batch, Held, nak};
 use crate::choose::{self, KeyCopy};
+use crate::insert::Claimed;
+use crate::insert_ids::InsertIds;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
 
@@ -36,20 +40,6 @@ pub const DEAD_LETTER_REASON_HEADER: &str = chaukas_bus::dead_letters::REASON_HE
 pub const DEAD_LETTER_SUBJECT_HEADER: &str = chaukas_bus::dead_letters::SUBJECT_HEADER;
 /// Header with the stream sequence a dead letter had.
 pub const DEAD_LETTER_SEQUENCE_HEADER: &str = chaukas_bus::dead_letters::SEQUENCE_HEADER;
-
-/// A ClickHouse query id for one row insert, unique across writers and restarts.
-fn insert_query_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!(
-        "chaukas-insert-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// The row a copy points at.
 fn row_of<'a>(held: &'a [Held], copy: &KeyCopy) -> Option<&'a EventRow> {
@@ -70,6 +60,8 @@ pub struct Flusher {
     pub settings: WriterSettings,
     /// Lease renewals, for fencing.
     pub leases: Arc<LeaseTable>,
+    /// How inserts are named on the server.
+    pub insert_ids: Arc<InsertIds>,
     /// Where to count.
     pub metrics: Arc<WriterMetrics>,
 }
@@ -111,24 +103,14 @@ impl InFlight {
     }
 }
 
-/// What the claim step decided, as indices into the held messages (the insert task owns
-/// them).
-struct Claimed {
-    /// Messages to ack once the rows are in: `held` indices.
-    to_ack: Vec<usize>,
-    /// Rows to insert: (`held` index, row index).
-    inserts: Vec<(usize, usize)>,
-    shards: HashSet<u16>,
-    duplicates: usize,
-}
-
 impl Flusher {
     /// Claims `batch` and starts inserting its rows in the background, after the previous
-    /// insert has finished. Returns false when this batch's claim step or the previous
-    /// insert failed (the caller backs off before the next flush).
+    /// insert has finished. Returns false when this batch's claim step failed (its messages
+    /// are back in `batch`, to be retried after a pause) or the previous insert gave its
+    /// batch back.
     #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.messages(), events = batch.events()))]
     pub async fn flush(&self, batch: &mut Batch, in_flight: &mut InFlight) -> bool {
-        let held = batch.take();
+        let held = self.writable(batch.take()).await;
         if held.is_empty() {
             return in_flight.finish().await;
         }
@@ -155,127 +137,30 @@ impl Flusher {
             }
             Err(error) => {
                 keep_alive.abort();
-                self.hand_back(&held, &error).await;
+                self.metrics.flush_failures.inc();
+                tracing::warn!(%error, messages = held.len(), "claim step failed; retrying in place");
+                batch.restore(held);
                 false
             }
         }
     }
 
-    async fn hand_back(&self, held: &[Held], error: &FlushError) {
-        self.metrics.flush_failures.inc();
-        tracing::warn!(%error, messages = held.len(), "flush failed, handing the batch back");
-        for held in held {
-            nak(
-                &held.message,
-                Some(self.settings.retry_delay(held.delivered)),
-            )
-            .await;
-        }
-    }
-
-    /// Inserts the claimed rows and acks; on failure hands every message back.
-    async fn insert(self, held: Vec<Held>, claimed: Claimed) -> bool {
+    /// Keeps the messages of shards this writer may still write and hands the others back
+    /// for their next owner.
+    async fn writable(&self, held: Vec<Held>) -> Vec<Held> {
         let margin = self
             .settings
             .fencing_margin()
             .expect("validated when the writer started");
-        let rows: Vec<&EventRow> = claimed
-            .inserts
-            .iter()
-            .filter_map(|(message, row)| held[*message].content.as_ref().ok()?.get(*row))
-            .collect();
-        let started = Instant::now();
-        let query_id = insert_query_id();
-        let result = match self.fence(&claimed.shards, margin) {
-            Ok(()) => {
-                self.bounded(events::insert_events_as(&self.clickhouse, &rows, &query_id))
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
-            // A timeout stops only this side; the server may still be inserting. Stop it there
-            // before the messages go back, so their redelivery cannot race with it.
-            if !matches!(error, FlushError::Fenced { .. }) {
-                self.stop_on_server(&query_id).await;
-            }
-            self.hand_back(&held, &error).await;
-            return false;
-        }
-        self.metrics
-            .insert_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.rows_inserted.inc_by(rows.len() as u64);
-        self.metrics
-            .duplicates_skipped
-            .inc_by(claimed.duplicates as u64);
-        self.metrics.batch_events.observe(rows.len() as f64);
-        tracing::debug!(
-            rows = rows.len(),
-            duplicates = claimed.duplicates,
-            "flushed"
-        );
-        for index in claimed.to_ack {
-            if let Err(error) = held[index].message.ack().await {
-                tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
+        let mut kept = Vec::with_capacity(held.len());
+        for item in held {
+            if self.leases.may_write(item.shard, margin) {
+                kept.push(item);
+            } else {
+                nak(&item.message, None).await;
             }
         }
-        true
-    }
-
-    /// Makes sure insert `query_id` no longer runs on the server before its messages go
-    /// back (issue #13, interleaving 3): a kill is requested, then the server is asked until
-    /// the statement is gone, for at most twice the statement timeout.
-    async fn stop_on_server(&self, query_id: &str) {
-        if let Err(error) = self
-            .bounded(events::request_kill(&self.clickhouse, query_id))
-            .await
-        {
-            tracing::debug!(query_id, %error, "kill refused; waiting for the insert to end");
-        }
-        let deadline =
-            Instant::now() + Duration::from_millis(self.settings.statement_timeout_ms * 2);
-        loop {
-            match self
-                .bounded(events::query_running(&self.clickhouse, query_id))
-                .await
-            {
-                Ok(false) => {
-                    tracing::debug!(query_id, "failed insert no longer runs on the server");
-                    return;
-                }
-                Ok(true) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                outcome => {
-                    tracing::warn!(
-                        query_id,
-                        ?outcome,
-                        "could not confirm the failed insert ended on the server; its \
-                         redelivery may find its rows"
-                    );
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends in-progress acks for every held message while a flush runs, so a slow insert
-    /// does not trigger redelivery to someone else.
-    fn keep_alive(&self, held: &[Held]) -> tokio::task::JoinHandle<()> {
-        let messages: Vec<jetstream::Message> = held.iter().map(|h| h.message.clone()).collect();
-        let every =
-            Duration::from_secs(self.settings.ack_wait_secs / 3).max(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                for message in &messages {
-                    let _ = message.ack_with(AckKind::Progress).await;
-                }
-            }
-        })
+        kept
     }
 
     /// Claims: looks the batch's keys up, chooses one copy per key (see `choose`), and
@@ -297,10 +182,6 @@ impl Flusher {
         let mut copies: Vec<((&str, &str), KeyCopy)> = Vec::new();
         let mut shards: HashSet<u16> = HashSet::new();
         for (index, item) in held.iter().enumerate() {
-            if !self.leases.may_write(item.shard, margin) {
-                nak(&item.message, None).await;
-                continue;
-            }
             shards.insert(item.shard);
             if item.delivered > 1 {
                 self.metrics.redeliveries.inc();
@@ -409,7 +290,7 @@ impl Flusher {
     }
 
     /// Refuses to start a write if any shard's lease might expire before it ends.
-    fn fence(&self, shards: &HashSet<u16>, margin: Duration) -> Result<(), FlushError> {
+    pub(crate) fn fence(&self, shards: &HashSet<u16>, margin: Duration) -> Result<(), FlushError> {
         match shards
             .iter()
             .find(|shard| !self.leases.may_write(**shard, margin))
@@ -419,7 +300,7 @@ impl Flusher {
         }
     }
 
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         statement: impl Future<Output = Result<T, chaukas_store::StoreError>>,
     ) -> Result<T, FlushError> {

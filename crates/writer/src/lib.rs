@@ -12,6 +12,8 @@ mod choose;
 mod config;
 pub mod consumer;
 pub mod flush;
+mod insert;
+mod insert_ids;
 pub mod leases;
 mod metrics;
 
@@ -34,8 +36,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::{WriterConfig, WriterSettings};
 pub use metrics::WriterMetrics;
 
-use consumer::ShardMessage;
+use consumer::{ShardContext, ShardMessage};
 use flush::{Batch, Flusher, Held, InFlight};
+use insert_ids::InsertIds;
 use leases::{LeaseEvent, LeaseKeeper};
 
 /// Messages buffered between the shard consumers and the writer loop: enough to keep the
@@ -71,6 +74,7 @@ pub struct BoundWriter {
     http: TcpListener,
     nats_client: async_nats::Client,
     clickhouse: clickhouse::Client,
+    database: String,
     nats: NatsConfig,
     settings: WriterSettings,
     registry: Arc<Registry>,
@@ -91,6 +95,7 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         http: health::bind(&config.writer.http_listen).await?,
         nats_client: config.nats.connect().await?,
         clickhouse: config.clickhouse.client()?,
+        database: config.clickhouse.database.clone(),
         nats: config.nats.clone(),
         settings: config.writer.clone(),
         registry: Arc::new(registry),
@@ -161,6 +166,7 @@ impl BoundWriter {
             let writer = Loop {
                 jetstream: &jetstream,
                 clickhouse: &self.clickhouse,
+                insert_ids: Arc::new(InsertIds::new(&self.database)),
                 nats: &self.nats,
                 settings: &self.settings,
                 metrics: &self.metrics,
@@ -241,6 +247,7 @@ async fn set_up_bus(
 struct Loop<'a> {
     jetstream: &'a jetstream::Context,
     clickhouse: &'a clickhouse::Client,
+    insert_ids: Arc<InsertIds>,
     nats: &'a NatsConfig,
     settings: &'a WriterSettings,
     metrics: &'a Arc<WriterMetrics>,
@@ -269,8 +276,20 @@ impl Loop<'_> {
             nats: self.nats.clone(),
             settings: self.settings.clone(),
             leases: table.clone(),
+            insert_ids: self.insert_ids.clone(),
             metrics: self.metrics.clone(),
         };
+        let shard_context = ShardContext {
+            jetstream: self.jetstream.clone(),
+            clickhouse: self.clickhouse.clone(),
+            nats: self.nats.clone(),
+            settings: self.settings.clone(),
+            leases: table.clone(),
+            insert_ids: self.insert_ids.clone(),
+            metrics: self.metrics.clone(),
+        };
+        // After a failed claim step the batch is retried as it is, before anything newer.
+        let mut retrying = false;
         let mut in_flight = InFlight::default();
         let mut age_check = tokio::time::interval(AGE_CHECK);
         let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
@@ -284,13 +303,10 @@ impl Loop<'_> {
                         LeaseEvent::Acquired(shard) => {
                             let stop = CancellationToken::new();
                             tokio::spawn(consumer::consume(
-                                self.jetstream.clone(),
-                                self.nats.clone(),
-                                self.settings.clone(),
+                                shard_context.clone(),
                                 shard,
                                 inbox.clone(),
                                 stop.clone(),
-                                self.metrics.clone(),
                             ));
                             consumers.insert(shard, stop);
                         }
@@ -305,13 +321,17 @@ impl Loop<'_> {
                                 stop.cancel();
                             }
                             batch.hand_back_shard(shard).await;
+                            // Never hand a shard over with an insert of it in flight.
+                            if !in_flight.finish().await {
+                                failures += 1;
+                            }
                             let _ = released.send(shard);
                         }
                     }
                     self.metrics.shards_owned.set(i64::try_from(consumers.len()).unwrap_or(0));
                     false
                 }
-                Some(delivery) = incoming.recv() => {
+                Some(delivery) = incoming.recv(), if !retrying => {
                     if consumers.contains_key(&delivery.shard) {
                         batch.push(Held::new(delivery));
                     } else {
@@ -321,13 +341,15 @@ impl Loop<'_> {
                     batch.events() >= self.settings.max_batch_events
                         || batch.bytes() >= self.settings.max_batch_bytes
                 }
-                _ = age_check.tick() => !batch.is_empty() && batch.age() >= max_age,
+                _ = age_check.tick() => !batch.is_empty() && (retrying || batch.age() >= max_age),
             };
             if flush_now {
                 if flusher.flush(&mut batch, &mut in_flight).await {
                     failures = 0;
+                    retrying = false;
                 } else {
                     failures += 1;
+                    retrying = !batch.is_empty();
                     let pause = self.settings.retry_delay(failures);
                     tokio::select! {
                         () = &mut shutdown => break,

@@ -1,0 +1,184 @@
+//! The row insert of a claimed batch, retried in place until it is stored or the shard is
+//! no longer ours.
+//!
+//! Retrying in place, instead of handing the batch back to JetStream with a delay, is what
+//! keeps a shard's messages stored in stream order: a message handed back would be
+//! redelivered after later messages, which could then store a later copy of its key first
+//! (issue #13). Before each retry the failed attempt is made to have ended on the server
+//! (a timeout only stops the client) and the rows it may have committed are left out.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use chaukas_store::events;
+use chaukas_store::{EventRow, StoreError};
+
+use crate::batch::{Held, nak};
+use crate::flush::{FlushError, Flusher};
+
+/// Pause between looks at `system.processes` while a failed insert still runs.
+const PROCESS_POLL: Duration = Duration::from_millis(100);
+
+/// What the claim step decided, as indices into the held messages (the insert task owns
+/// them).
+pub struct Claimed {
+    /// Messages to ack once the rows are in: `held` indices.
+    pub to_ack: Vec<usize>,
+    /// Rows to insert: (`held` index, row index).
+    pub inserts: Vec<(usize, usize)>,
+    /// Shards the batch writes.
+    pub shards: HashSet<u16>,
+    /// Copies skipped as duplicates.
+    pub duplicates: usize,
+}
+
+/// Where a retried insert stands.
+enum Step {
+    /// Make sure the failed attempt with this query id no longer runs on the server.
+    Settle(String),
+    /// Leave out the rows a failed attempt may have committed.
+    Verify,
+    /// Send the rows.
+    Insert,
+}
+
+impl Flusher {
+    /// Inserts the claimed rows and acks; retries in place while this writer may write the
+    /// batch's shards, and hands every message back once it may not.
+    pub(crate) async fn insert(self, held: Vec<Held>, claimed: Claimed) -> bool {
+        let margin = self
+            .settings
+            .fencing_margin()
+            .expect("validated when the writer started");
+        let mut rows: Vec<&EventRow> = claimed
+            .inserts
+            .iter()
+            .filter_map(|(message, row)| held[*message].content.as_ref().ok()?.get(*row))
+            .collect();
+        let started = Instant::now();
+        let mut step = Step::Insert;
+        let mut failures: i64 = 0;
+        loop {
+            if let Err(error) = self.fence(&claimed.shards, margin) {
+                self.hand_back(&held, &error).await;
+                return false;
+            }
+            let outcome = match &step {
+                Step::Settle(query_id) => self.ended_on_server(query_id).await.map(|()| None),
+                Step::Verify => self.not_yet_stored(&mut rows).await.map(|()| None),
+                Step::Insert => {
+                    let query_id = self.insert_ids.next(&claimed.shards);
+                    let may_commit = || self.fence(&claimed.shards, margin).is_ok();
+                    match self
+                        .bounded(events::insert_events_as(
+                            &self.clickhouse,
+                            &rows,
+                            &query_id,
+                            may_commit,
+                        ))
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(FlushError::Store(StoreError::Abandoned(_))) => Ok(None),
+                        Err(error) => {
+                            tracing::warn!(%error, rows = rows.len(), "insert failed; retrying in place");
+                            Ok(Some(Step::Settle(query_id)))
+                        }
+                    }
+                }
+            };
+            match (outcome, &step) {
+                (Ok(Some(next)), _) => {
+                    self.metrics.flush_failures.inc();
+                    failures += 1;
+                    step = next;
+                    tokio::time::sleep(self.settings.retry_delay(failures)).await;
+                }
+                (Ok(None), Step::Settle(_)) => step = Step::Verify,
+                (Ok(None), Step::Verify) => step = Step::Insert,
+                // Abandoned: the next turn's fence check hands the batch back.
+                (Ok(None), Step::Insert) => {}
+                (Err(error), _) => {
+                    tracing::warn!(%error, "clickhouse unavailable while retrying an insert");
+                    failures += 1;
+                    tokio::time::sleep(self.settings.retry_delay(failures)).await;
+                }
+            }
+        }
+        self.metrics
+            .insert_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rows_inserted.inc_by(rows.len() as u64);
+        self.metrics
+            .duplicates_skipped
+            .inc_by(claimed.duplicates as u64);
+        self.metrics.batch_events.observe(rows.len() as f64);
+        tracing::debug!(
+            rows = rows.len(),
+            duplicates = claimed.duplicates,
+            "flushed"
+        );
+        for index in claimed.to_ack {
+            if let Err(error) = held[index].message.ack().await {
+                tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
+            }
+        }
+        true
+    }
+
+    /// Makes sure insert `query_id` no longer runs on the server (issue #13, interleaving 3):
+    /// a kill is requested, then the server is asked until the statement is gone. An error
+    /// means the server could not say; the caller asks again later.
+    async fn ended_on_server(&self, query_id: &str) -> Result<(), FlushError> {
+        if let Err(error) = self
+            .bounded(events::request_kill(&self.clickhouse, query_id))
+            .await
+        {
+            // 18.16 cannot kill INSERTs ("unkillable stages"): wait for it to end instead.
+            tracing::debug!(query_id, %error, "kill refused; waiting for the insert to end");
+        }
+        while self
+            .bounded(events::query_running(&self.clickhouse, query_id))
+            .await?
+        {
+            tokio::time::sleep(PROCESS_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Drops from `rows` those `events` already has: a failed attempt may have committed
+    /// before its error reached the client.
+    async fn not_yet_stored(&self, rows: &mut Vec<&EventRow>) -> Result<(), FlushError> {
+        let stored = self.bounded(events::stored(&self.clickhouse, rows)).await?;
+        rows.retain(|row| !stored.contains(&(row.tenant_id.clone(), row.event_id.clone())));
+        Ok(())
+    }
+
+    /// Hands every held message back to JetStream for its shard's next owner.
+    pub(crate) async fn hand_back(&self, held: &[Held], error: &FlushError) {
+        self.metrics.flush_failures.inc();
+        tracing::warn!(%error, messages = held.len(), "handing the batch back");
+        for held in held {
+            nak(&held.message, None).await;
+        }
+    }
+
+    /// Sends in-progress acks for every held message while a flush runs, so a slow insert
+    /// or its retries do not trigger redelivery.
+    pub(crate) fn keep_alive(&self, held: &[Held]) -> tokio::task::JoinHandle<()> {
+        let messages: Vec<jetstream::Message> = held.iter().map(|h| h.message.clone()).collect();
+        let every =
+            Duration::from_secs(self.settings.ack_wait_secs / 3).max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                for message in &messages {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        })
+    }
+}
