@@ -2,6 +2,7 @@
 //! (gateway and writer, in this process) on the harness's NATS and ClickHouse, isolated by
 //! its own database and stream names, plus a realistic event corpus.
 
+pub mod chaos;
 pub mod corpus;
 
 pub use chaukas_testkit::raw_grpc;

@@ -10,10 +10,6 @@ pub enum StoreError {
         #[source]
         source: clickhouse::error::Error,
     },
-    /// An insert was abandoned before its body ended, so the server committed nothing: the
-    /// caller's right to write went away while it was sending.
-    #[error("insert into {0} abandoned before commit: the writer may no longer write")]
-    Abandoned(&'static str),
     /// The configured database name is not a plain identifier.
     #[error(
         "invalid clickhouse database name {0:?}: use letters, digits and underscores, starting with a letter or underscore"

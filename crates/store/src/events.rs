@@ -216,82 +216,93 @@ pub async fn insert_events(
     insert_rows(client, "events", rows.iter().copied()).await
 }
 
-/// Inserts rows into `events` as ClickHouse query `query_id`, so that a caller who gave up
-/// on it can stop it on the server with [`request_kill`]. `may_commit` is asked once more
-/// right before the body is ended: the server commits an insert only when its body ends, so
-/// answering false abandons it with nothing written (a writer whose lease went stale while
-/// it was sending, e.g. after being paused).
-pub async fn insert_events_as(
-    client: &clickhouse::Client,
-    rows: &[&EventRow],
-    query_id: &str,
-    may_commit: impl Fn() -> bool,
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+/// Prefix of every staging table (see [`stage_rows`]).
+pub const STAGE_PREFIX: &str = "insert_stage_";
+
+fn checked_stage(stage: &str) -> Result<&str, StoreError> {
+    let plain = stage.starts_with(STAGE_PREFIX)
+        && stage
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+    if plain {
+        Ok(stage)
+    } else {
+        Err(StoreError::InvalidDatabaseName(stage.to_owned()))
     }
-    let client = client.clone().with_setting("query_id", query_id);
-    let statement = "INSERT INTO events";
-    let failed = |source| StoreError::query(statement, source);
-    let mut insert = client.insert::<EventRow>("events").await.map_err(failed)?;
-    for row in rows {
-        insert.write(*row).await.map_err(failed)?;
-    }
-    if !may_commit() {
-        // Dropping an unfinished insert aborts its request; the server discards the body.
-        drop(insert);
-        return Err(StoreError::Abandoned("events"));
-    }
-    insert.end().await.map_err(failed)
 }
 
-/// Asks the server to stop query `query_id` (`KILL QUERY ... ASYNC`). Some statements
-/// cannot be killed (INSERTs on 18.16 answer "unkillable stages"); callers then wait for the
-/// statement to end with [`query_running`].
-pub async fn request_kill(client: &clickhouse::Client, query_id: &str) -> Result<(), StoreError> {
-    let kill = "KILL QUERY WHERE query_id = ? ASYNC";
+/// First step of a fenced insert into `events`: creates staging table `stage` (a Memory
+/// table with the columns of `events`) and puts `rows` in it.
+///
+/// Why stage: a statement the client gave up on may still commit on the server later (its
+/// body delayed in the network or in a paused server's socket buffer), and ClickHouse 18.16
+/// does not even list an INSERT in `system.processes` before its body has arrived. The rows
+/// reach `events` only by [`move_stage`], a statement without a client body that reads
+/// `stage`; once [`drop_stage`] has returned, no such statement can commit any more.
+pub async fn stage_rows(
+    client: &clickhouse::Client,
+    stage: &str,
+    rows: &[&EventRow],
+) -> Result<(), StoreError> {
+    let stage = checked_stage(stage)?;
+    let create = format!("CREATE TABLE {stage} AS events ENGINE = Memory");
     client
-        .query(kill)
-        .bind(query_id)
+        .query(&create)
         .execute()
         .await
-        .map_err(|source| StoreError::query(kill, source))
+        .map_err(|source| StoreError::query(&create, source))?;
+    insert_rows(client, stage, rows.iter().copied()).await
 }
 
-/// Whether the server still runs query `query_id` (`system.processes`).
-pub async fn query_running(
+/// Moves the rows of `stage` into `events` in one statement, run as query `query_id`.
+pub async fn move_stage(
     client: &clickhouse::Client,
+    stage: &str,
     query_id: &str,
-) -> Result<bool, StoreError> {
-    let running = "SELECT count() FROM system.processes WHERE query_id = ?";
-    let count: u64 = client
-        .query(running)
-        .bind(query_id)
-        .fetch_one()
+) -> Result<(), StoreError> {
+    let stage = checked_stage(stage)?;
+    let columns = <EventRow as clickhouse::Row>::COLUMN_NAMES.join(", ");
+    let statement = format!("INSERT INTO events ({columns}) SELECT {columns} FROM {stage}");
+    client
+        .clone()
+        .with_setting("query_id", query_id)
+        .query(&statement)
+        .execute()
         .await
-        .map_err(|source| StoreError::query(running, source))?;
-    Ok(count > 0)
+        .map_err(|source| StoreError::query("INSERT INTO events SELECT FROM stage", source))
 }
 
-/// How many queries run on the server whose id starts with `prefix` but not with
-/// `except_prefix` and contains `marker` (`system.processes` of the server answering).
-pub async fn inserts_running(
+/// Drops `stage` if it exists and returns once it is gone: a move from it still running has
+/// then ended (committed or not), and one arriving later fails. `sync` asks current
+/// ClickHouse (Atomic databases drop lazily) to wait for the table's readers; 18.16 always
+/// does.
+pub async fn drop_stage(
     client: &clickhouse::Client,
-    prefix: &str,
-    except_prefix: &str,
-    marker: &str,
-) -> Result<u64, StoreError> {
-    let running = "SELECT count() FROM system.processes \
-                   WHERE position(query_id, ?) = 1 AND position(query_id, ?) != 1 \
-                   AND position(query_id, ?) > 0";
+    stage: &str,
+    sync: bool,
+) -> Result<(), StoreError> {
+    let stage = checked_stage(stage)?;
+    let statement = format!(
+        "DROP TABLE IF EXISTS {stage}{}",
+        if sync { " SYNC" } else { "" }
+    );
     client
-        .query(running)
-        .bind(prefix)
-        .bind(except_prefix)
-        .bind(marker)
-        .fetch_one()
+        .query(&statement)
+        .execute()
         .await
-        .map_err(|source| StoreError::query(running, source))
+        .map_err(|source| StoreError::query(&statement, source))
+}
+
+/// Names of the staging tables in the database.
+pub async fn stages(client: &clickhouse::Client) -> Result<Vec<String>, StoreError> {
+    let list = "SELECT name FROM system.tables WHERE database = currentDatabase() \
+                AND position(name, ?) = 1";
+    client
+        .query(list)
+        .bind(STAGE_PREFIX)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::query(list, source))
 }
 
 async fn insert_rows<'r, T>(

@@ -4,6 +4,7 @@
 //! `tests/harness/servers.sh`) and exports their addresses; each test then works in its
 //! own ClickHouse database and its own JetStream stream names, so tests run in parallel
 //! without seeing each other.
+pub mod fault_proxy;
 pub mod nats_cluster;
 pub mod raw_grpc;
 

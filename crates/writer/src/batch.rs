@@ -105,18 +105,24 @@ impl Batch {
     /// Hands back every held message of `shard` for immediate redelivery (its lease is gone
     /// or being given away) and forgets them.
     pub async fn hand_back_shard(&mut self, shard: u16) {
+        for held in self.drop_shard(shard) {
+            nak(&held.message, None).await;
+        }
+    }
+
+    /// Forgets every held message of `shard` (its consumer is being re-created and will
+    /// deliver them again) and returns them.
+    pub fn drop_shard(&mut self, shard: u16) -> Vec<Held> {
         let (gone, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|held| held.shard == shard);
-        for held in &gone {
-            nak(&held.message, None).await;
-        }
         self.events = kept.iter().map(Held::events).sum();
         self.bytes = kept.iter().map(Held::bytes).sum();
         if kept.is_empty() {
             self.oldest = None;
         }
         self.held = kept;
+        gone
     }
 
     /// Puts back messages whose flush failed, to be retried in place.

@@ -7,8 +7,9 @@
 //! copies of the same keys first. So a new owner deletes the shard's consumer and creates it
 //! afresh: the event stream is a work queue, so the new consumer starts at the shard's first
 //! unstored message and delivers every unstored message in stream order, the previous
-//! owner's included. It also waits until the previous owner's inserts have ended on the
-//! server (see [`crate::insert_ids`]) before pulling.
+//! owner's included. Before pulling it drops the previous owner's insert stages for the
+//! shard (see [`crate::staging`]): a previous owner paused past its lease cannot move rows
+//! into `events` afterwards, and what it moved before is visible to the new owner's checks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::WriterSettings;
-use crate::insert_ids::InsertIds;
+use crate::staging::Staging;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
 
@@ -36,8 +37,6 @@ const PULL_EXPIRES: Duration = Duration::from_secs(1);
 const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Pause before retrying after an error (NATS down, stream missing) or a stale lease.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
-/// Pause between looks at the server while the previous owner's inserts still run.
-const INSERT_POLL: Duration = Duration::from_millis(200);
 
 /// A message and the shard it came from.
 pub struct ShardMessage {
@@ -45,6 +44,27 @@ pub struct ShardMessage {
     pub shard: u16,
     /// The message itself, acked by the writer loop once stored.
     pub message: jetstream::Message,
+}
+
+/// What a shard task tells the writer loop.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "messages outnumber rewinds by far; boxing would allocate per message"
+)]
+pub enum FromShard {
+    /// The next message of the shard, in stream order.
+    Message(ShardMessage),
+    /// A delivery of this shard went astray (a pull request lost with a NATS restart: the
+    /// server delivered into a subscription nobody reads). Storing what came after it would
+    /// store later copies first, so the loop drops what it holds of the shard and the task
+    /// re-creates the consumer, which starts again at the shard's first unstored message.
+    Rewind(u16),
+}
+
+/// Why pulling stopped.
+enum Pulled {
+    Stopped,
+    Rewind,
 }
 
 /// Name of a shard's durable consumer: stable, so operators and metrics find it.
@@ -57,7 +77,7 @@ pub fn consumer_name(shard: u16) -> String {
 pub struct ShardContext {
     /// The event stream's JetStream.
     pub jetstream: jetstream::Context,
-    /// ClickHouse, to see the previous owner's inserts.
+    /// ClickHouse, to fence the previous owner's inserts.
     pub clickhouse: clickhouse::Client,
     /// Stream layout.
     pub nats: NatsConfig,
@@ -65,8 +85,8 @@ pub struct ShardContext {
     pub settings: WriterSettings,
     /// Lease renewals: pull only while the lease is fresh.
     pub leases: Arc<LeaseTable>,
-    /// How inserts are named, to tell the previous owner's apart.
-    pub insert_ids: Arc<InsertIds>,
+    /// Stages of inserts: a new owner fences the previous owner's.
+    pub staging: Arc<Staging>,
     /// Where to count.
     pub metrics: Arc<WriterMetrics>,
 }
@@ -75,25 +95,48 @@ pub struct ShardContext {
 pub async fn consume(
     context: ShardContext,
     shard: u16,
-    sink: mpsc::Sender<ShardMessage>,
+    sink: mpsc::Sender<FromShard>,
     stop: CancellationToken,
 ) {
-    let consumer = tokio::select! {
-        () = stop.cancelled() => return,
-        consumer = take_over(&context, shard) => consumer,
-    };
+    loop {
+        let consumer = tokio::select! {
+            () = stop.cancelled() => return,
+            consumer = take_over(&context, shard) => consumer,
+        };
+        match pull(&context, shard, &consumer, &sink, &stop).await {
+            Pulled::Stopped => return,
+            Pulled::Rewind => {
+                if sink.send(FromShard::Rewind(shard)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Pulls from a freshly created consumer until stopped or until a delivery is missing.
+/// Every delivery of a consumer has the next consumer sequence, starting at 1, and only
+/// this writer pulls it: a gap means a delivery went elsewhere.
+async fn pull(
+    context: &ShardContext,
+    shard: u16,
+    consumer: &jetstream::consumer::PullConsumer,
+    sink: &mpsc::Sender<FromShard>,
+    stop: &CancellationToken,
+) -> Pulled {
     let margin = context
         .settings
         .fencing_margin()
         .expect("validated when the writer started");
     let label = [("shard", shard.to_string())];
     let mut lag_read = Instant::now() - LAG_EVERY;
+    let mut expected = 1;
     while !stop.is_cancelled() {
         // A writer that was paused past its lease must not pull from the new owner's
         // consumer: it pulls only while its lease is fresh.
         if !context.leases.may_write(shard, margin) {
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => return Pulled::Stopped,
                 () = tokio::time::sleep(RETRY_EVERY) => continue,
             }
         }
@@ -120,46 +163,76 @@ pub async fn consume(
             Err(error) => {
                 tracing::warn!(shard, %error, "cannot pull from shard consumer, retrying");
                 tokio::select! {
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => return Pulled::Stopped,
                     () = tokio::time::sleep(RETRY_EVERY) => continue,
                 }
             }
         };
         loop {
+            // The server ends a pull request after `PULL_EXPIRES`; a request lost with the
+            // server (a NATS restart) never ends, so the client gives up on it too.
             let next = tokio::select! {
-                () = stop.cancelled() => return,
-                next = messages.next() => next,
+                () = stop.cancelled() => return Pulled::Stopped,
+                next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()) => next,
             };
-            match next {
-                Some(Ok(message)) => {
-                    let delivery = ShardMessage { shard, message };
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        sent = sink.send(delivery) => if sent.is_err() { return },
-                    }
-                }
-                Some(Err(error)) => {
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(error))) => {
                     tracing::warn!(shard, %error, "pull failed, pulling again");
                     tokio::time::sleep(RETRY_EVERY).await;
                     break;
                 }
-                None => break,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(shard, "pull request unanswered; pulling again");
+                    break;
+                }
+            };
+            let sequence = message
+                .info()
+                .map_or(expected, |info| info.consumer_sequence);
+            if sequence != expected {
+                tracing::warn!(
+                    shard,
+                    expected,
+                    sequence,
+                    "a delivery went astray; rewinding the shard to keep stream order"
+                );
+                return Pulled::Rewind;
+            }
+            expected = sequence + 1;
+            let delivery = FromShard::Message(ShardMessage { shard, message });
+            tokio::select! {
+                () = stop.cancelled() => return Pulled::Stopped,
+                sent = sink.send(delivery) => if sent.is_err() { return Pulled::Stopped },
             }
         }
     }
+    Pulled::Stopped
 }
 
-/// Re-creates the shard's consumer and waits for the previous owner's inserts to end,
-/// retrying until NATS answers.
+/// Fences the previous owner's inserts and re-creates the shard's consumer, retrying until
+/// ClickHouse and NATS answer: a shard is never pulled unfenced.
 async fn take_over(context: &ShardContext, shard: u16) -> jetstream::consumer::PullConsumer {
     loop {
-        match recreate(context, shard).await {
-            Ok(consumer) => {
-                wait_for_previous_inserts(context, shard).await;
-                return consumer;
+        let fenced = context
+            .staging
+            .fence_others(&context.clickhouse, shard)
+            .await
+            .map_err(|error| error.to_string());
+        let taken = match fenced {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    tracing::info!(shard, dropped, "dropped the previous owner's insert stages");
+                }
+                recreate(context, shard).await
             }
+            Err(error) => Err(error),
+        };
+        match taken {
+            Ok(consumer) => return consumer,
             Err(error) => {
-                tracing::warn!(shard, %error, "cannot take the shard consumer over, retrying");
+                tracing::warn!(shard, %error, "cannot take the shard over yet, retrying");
                 tokio::time::sleep(RETRY_EVERY).await;
             }
         }
@@ -197,41 +270,4 @@ async fn recreate(
         })
         .await
         .map_err(|error| error.to_string())
-}
-
-/// Waits until no insert another writer started for `shard` still runs on the server, for
-/// at most twice the statement timeout (each is bounded by it on the client, and fenced
-/// before it commits).
-async fn wait_for_previous_inserts(context: &ShardContext, shard: u16) {
-    let deadline = Instant::now()
-        + Duration::from_millis(context.settings.statement_timeout_ms.saturating_mul(2));
-    loop {
-        match context
-            .insert_ids
-            .others_running(&context.clickhouse, shard)
-            .await
-        {
-            Ok(0) => return,
-            Ok(running) if Instant::now() < deadline => {
-                tracing::info!(
-                    shard,
-                    running,
-                    "waiting for the previous owner's inserts to end"
-                );
-                tokio::time::sleep(INSERT_POLL).await;
-            }
-            Ok(running) => {
-                tracing::warn!(
-                    shard,
-                    running,
-                    "previous owner's inserts still run; going on"
-                );
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(shard, %error, "cannot see running inserts; going on");
-                return;
-            }
-        }
-    }
 }

@@ -30,7 +30,7 @@ use crate::WriterSettings;
 pub use crate::batch::{Batch, Held, nak};
 use crate::choose::{self, KeyCopy};
 use crate::insert::Claimed;
-use crate::insert_ids::InsertIds;
+use crate::staging::Staging;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
 
@@ -60,8 +60,8 @@ pub struct Flusher {
     pub settings: WriterSettings,
     /// Lease renewals, for fencing.
     pub leases: Arc<LeaseTable>,
-    /// How inserts are named on the server.
-    pub insert_ids: Arc<InsertIds>,
+    /// Stages of inserts, and their fences.
+    pub staging: Arc<Staging>,
     /// Where to count.
     pub metrics: Arc<WriterMetrics>,
 }
@@ -320,6 +320,12 @@ impl Flusher {
         headers.insert(
             DEAD_LETTER_SEQUENCE_HEADER,
             held.stream_seq.to_string().as_str(),
+        );
+        // A message dead-lettered again (its ack was lost) collapses into the first letter
+        // inside the duplicate window.
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("dead-letter-{}-{}", self.nats.stream, held.stream_seq).as_str(),
         );
         let published = self
             .jetstream

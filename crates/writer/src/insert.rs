@@ -4,21 +4,20 @@
 //! Retrying in place, instead of handing the batch back to JetStream with a delay, is what
 //! keeps a shard's messages stored in stream order: a message handed back would be
 //! redelivered after later messages, which could then store a later copy of its key first
-//! (issue #13). Before each retry the failed attempt is made to have ended on the server
-//! (a timeout only stops the client) and the rows it may have committed are left out.
+//! (issue #13). Each attempt stages its rows and moves them into `events` (see `staging`);
+//! before a retry the failed attempt's stage is dropped, so it cannot commit any more (a
+//! timeout only stops the client), and the rows it did commit are left out.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
+use chaukas_store::EventRow;
 use chaukas_store::events;
-use chaukas_store::{EventRow, StoreError};
 
 use crate::batch::{Held, nak};
 use crate::flush::{FlushError, Flusher};
-
-/// Pause between looks at `system.processes` while a failed insert still runs.
-const PROCESS_POLL: Duration = Duration::from_millis(100);
+use crate::staging::Staging;
 
 /// What the claim step decided, as indices into the held messages (the insert task owns
 /// them).
@@ -35,7 +34,7 @@ pub struct Claimed {
 
 /// Where a retried insert stands.
 enum Step {
-    /// Make sure the failed attempt with this query id no longer runs on the server.
+    /// Drop the failed attempt's stage: then it can no longer commit.
     Settle(String),
     /// Leave out the rows a failed attempt may have committed.
     Verify,
@@ -65,25 +64,25 @@ impl Flusher {
                 return false;
             }
             let outcome = match &step {
-                Step::Settle(query_id) => self.ended_on_server(query_id).await.map(|()| None),
+                Step::Settle(stage) => self
+                    .bounded(self.staging.drop_stage(&self.clickhouse, stage))
+                    .await
+                    .map(|()| None),
                 Step::Verify => self.not_yet_stored(&mut rows).await.map(|()| None),
                 Step::Insert => {
-                    let query_id = self.insert_ids.next(&claimed.shards);
-                    let may_commit = || self.fence(&claimed.shards, margin).is_ok();
-                    match self
-                        .bounded(events::insert_events_as(
-                            &self.clickhouse,
-                            &rows,
-                            &query_id,
-                            may_commit,
-                        ))
-                        .await
-                    {
-                        Ok(()) => break,
-                        Err(FlushError::Store(StoreError::Abandoned(_))) => Ok(None),
+                    let stage = self.staging.stage_name(&claimed.shards);
+                    match self.attempt(&rows, &stage, &claimed.shards, margin).await {
+                        Ok(()) => {
+                            if let Err(error) =
+                                self.bounded(self.staging.drop_stage(&self.clickhouse, &stage)).await
+                            {
+                                tracing::debug!(%error, stage, "stage not dropped; swept later");
+                            }
+                            break;
+                        }
                         Err(error) => {
                             tracing::warn!(%error, rows = rows.len(), "insert failed; retrying in place");
-                            Ok(Some(Step::Settle(query_id)))
+                            Ok(Some(Step::Settle(stage)))
                         }
                     }
                 }
@@ -96,9 +95,7 @@ impl Flusher {
                     tokio::time::sleep(self.settings.retry_delay(failures)).await;
                 }
                 (Ok(None), Step::Settle(_)) => step = Step::Verify,
-                (Ok(None), Step::Verify) => step = Step::Insert,
-                // Abandoned: the next turn's fence check hands the batch back.
-                (Ok(None), Step::Insert) => {}
+                (Ok(None), _) => step = Step::Insert,
                 (Err(error), _) => {
                     tracing::warn!(%error, "clickhouse unavailable while retrying an insert");
                     failures += 1;
@@ -127,24 +124,20 @@ impl Flusher {
         true
     }
 
-    /// Makes sure insert `query_id` no longer runs on the server (issue #13, interleaving 3):
-    /// a kill is requested, then the server is asked until the statement is gone. An error
-    /// means the server could not say; the caller asks again later.
-    async fn ended_on_server(&self, query_id: &str) -> Result<(), FlushError> {
-        if let Err(error) = self
-            .bounded(events::request_kill(&self.clickhouse, query_id))
+    /// One attempt: stage the rows, then, if the lease still allows, move them in.
+    async fn attempt(
+        &self,
+        rows: &[&EventRow],
+        stage: &str,
+        shards: &HashSet<u16>,
+        margin: Duration,
+    ) -> Result<(), FlushError> {
+        self.bounded(events::stage_rows(&self.clickhouse, stage, rows))
+            .await?;
+        self.fence(shards, margin)?;
+        let query_id = Staging::move_query_id(stage);
+        self.bounded(events::move_stage(&self.clickhouse, stage, &query_id))
             .await
-        {
-            // 18.16 cannot kill INSERTs ("unkillable stages"): wait for it to end instead.
-            tracing::debug!(query_id, %error, "kill refused; waiting for the insert to end");
-        }
-        while self
-            .bounded(events::query_running(&self.clickhouse, query_id))
-            .await?
-        {
-            tokio::time::sleep(PROCESS_POLL).await;
-        }
-        Ok(())
     }
 
     /// Drops from `rows` those `events` already has: a failed attempt may have committed

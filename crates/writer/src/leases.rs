@@ -259,10 +259,12 @@ impl LeaseKeeper {
             .try_collect()
             .await
             .map_err(|error| error.to_string())?;
-        Ok(keys
+        // A listing interrupted by a NATS restart can repeat keys: count each once.
+        let members: std::collections::HashSet<&String> = keys
             .iter()
             .filter(|key| key.starts_with("members."))
-            .count())
+            .collect();
+        Ok(members.len())
     }
 
     async fn acquire(&mut self, wanted: usize) {

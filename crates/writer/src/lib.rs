@@ -13,7 +13,7 @@ mod config;
 pub mod consumer;
 pub mod flush;
 mod insert;
-mod insert_ids;
+mod staging;
 pub mod leases;
 mod metrics;
 
@@ -36,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::{WriterConfig, WriterSettings};
 pub use metrics::WriterMetrics;
 
-use consumer::{ShardContext, ShardMessage};
+use consumer::{FromShard, ShardContext};
 use flush::{Batch, Flusher, Held, InFlight};
-use insert_ids::InsertIds;
+use staging::Staging;
 use leases::{LeaseEvent, LeaseKeeper};
 
 /// Messages buffered between the shard consumers and the writer loop: enough to keep the
@@ -74,7 +74,6 @@ pub struct BoundWriter {
     http: TcpListener,
     nats_client: async_nats::Client,
     clickhouse: clickhouse::Client,
-    database: String,
     nats: NatsConfig,
     settings: WriterSettings,
     registry: Arc<Registry>,
@@ -95,7 +94,6 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         http: health::bind(&config.writer.http_listen).await?,
         nats_client: config.nats.connect().await?,
         clickhouse: config.clickhouse.client()?,
-        database: config.clickhouse.database.clone(),
         nats: config.nats.clone(),
         settings: config.writer.clone(),
         registry: Arc::new(registry),
@@ -166,7 +164,7 @@ impl BoundWriter {
             let writer = Loop {
                 jetstream: &jetstream,
                 clickhouse: &self.clickhouse,
-                insert_ids: Arc::new(InsertIds::new(&self.database)),
+                staging: Arc::new(Staging::new()),
                 nats: &self.nats,
                 settings: &self.settings,
                 metrics: &self.metrics,
@@ -247,7 +245,7 @@ async fn set_up_bus(
 struct Loop<'a> {
     jetstream: &'a jetstream::Context,
     clickhouse: &'a clickhouse::Client,
-    insert_ids: Arc<InsertIds>,
+    staging: Arc<Staging>,
     nats: &'a NatsConfig,
     settings: &'a WriterSettings,
     metrics: &'a Arc<WriterMetrics>,
@@ -266,7 +264,7 @@ impl Loop<'_> {
         let released = keeper.released();
         let stop_leases = CancellationToken::new();
         let keeper = tokio::spawn(keeper.run(stop_leases.clone()));
-        let (inbox, mut incoming) = mpsc::channel::<ShardMessage>(INBOX_MESSAGES);
+        let (inbox, mut incoming) = mpsc::channel::<FromShard>(INBOX_MESSAGES);
         let mut consumers: HashMap<u16, CancellationToken> = HashMap::new();
         let mut batch = Batch::default();
         let mut failures: i64 = 0;
@@ -276,7 +274,7 @@ impl Loop<'_> {
             nats: self.nats.clone(),
             settings: self.settings.clone(),
             leases: table.clone(),
-            insert_ids: self.insert_ids.clone(),
+            staging: self.staging.clone(),
             metrics: self.metrics.clone(),
         };
         let shard_context = ShardContext {
@@ -285,7 +283,7 @@ impl Loop<'_> {
             nats: self.nats.clone(),
             settings: self.settings.clone(),
             leases: table.clone(),
-            insert_ids: self.insert_ids.clone(),
+            staging: self.staging.clone(),
             metrics: self.metrics.clone(),
         };
         // After a failed claim step the batch is retried as it is, before anything newer.
@@ -295,6 +293,8 @@ impl Loop<'_> {
         let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
 
         loop {
+            // A batch handed back to its shards' new owners is nothing to retry any more.
+            retrying &= !batch.is_empty();
             let flush_now = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -331,16 +331,22 @@ impl Loop<'_> {
                     self.metrics.shards_owned.set(i64::try_from(consumers.len()).unwrap_or(0));
                     false
                 }
-                Some(delivery) = incoming.recv(), if !retrying => {
-                    if consumers.contains_key(&delivery.shard) {
-                        batch.push(Held::new(delivery));
-                    } else {
-                        // Pulled just before its shard was given up: hand it straight back.
-                        flush::nak(&delivery.message, None).await;
+                Some(from_shard) = incoming.recv(), if !retrying => match from_shard {
+                    FromShard::Rewind(shard) => {
+                        batch.drop_shard(shard);
+                        false
                     }
-                    batch.events() >= self.settings.max_batch_events
-                        || batch.bytes() >= self.settings.max_batch_bytes
-                }
+                    FromShard::Message(delivery) => {
+                        if consumers.contains_key(&delivery.shard) {
+                            batch.push(Held::new(delivery));
+                        } else {
+                            // Pulled just before its shard was given up: hand it straight back.
+                            flush::nak(&delivery.message, None).await;
+                        }
+                        batch.events() >= self.settings.max_batch_events
+                            || batch.bytes() >= self.settings.max_batch_bytes
+                    }
+                },
                 _ = age_check.tick() => !batch.is_empty() && (retrying || batch.age() >= max_age),
             };
             if flush_now {
@@ -363,8 +369,10 @@ impl Loop<'_> {
         for stop in consumers.values() {
             stop.cancel();
         }
-        while let Ok(delivery) = incoming.try_recv() {
-            if consumers.contains_key(&delivery.shard) {
+        while let Ok(from_shard) = incoming.try_recv() {
+            if let FromShard::Message(delivery) = from_shard
+                && consumers.contains_key(&delivery.shard)
+            {
                 batch.push(Held::new(delivery));
             }
         }

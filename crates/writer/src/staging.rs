@@ -1,0 +1,154 @@
+//! Names and fences for staged inserts (see `chaukas_store::events::stage_rows`).
+//!
+//! Every insert attempt stages its rows in a table of its own,
+//! `insert_stage_<unix secs>_<instance>_<n>_s_<shard>_<shard>_`, and moves them into
+//! `events` with one statement. Dropping the table is the fence: once the drop has returned
+//! no move from it can commit any more. A writer drops its own stage after a failed move
+//! before it looks at what was stored (issue #13, interleaving 3); a writer taking a shard
+//! over drops every other writer's stage for that shard first, so a previous owner that was
+//! paused past its lease cannot move rows in afterwards; stages left by a crash are swept
+//! after [`SWEEP_AFTER`].
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chaukas_store::StoreError;
+use chaukas_store::events::{self, STAGE_PREFIX};
+use tokio::sync::OnceCell;
+
+/// Age after which any writer drops a stage: far beyond any statement timeout.
+const SWEEP_AFTER: Duration = Duration::from_secs(600);
+
+/// Names this writer's stages and fences others'.
+pub struct Staging {
+    instance: String,
+    counter: AtomicU64,
+    drop_sync: OnceCell<bool>,
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// What a stage's name says.
+#[derive(Debug, PartialEq, Eq)]
+struct StageName<'a> {
+    created_secs: u64,
+    instance: &'a str,
+    shards: Vec<u16>,
+}
+
+fn parse(name: &str) -> Option<StageName<'_>> {
+    let rest = name.strip_prefix(STAGE_PREFIX)?;
+    let (head, shards) = rest.split_once("_s_")?;
+    let mut parts = head.splitn(3, '_');
+    let created_secs = parts.next()?.parse().ok()?;
+    let instance = parts.next()?;
+    let shards = shards
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(StageName {
+        created_secs,
+        instance,
+        shards,
+    })
+}
+
+impl Staging {
+    /// Stages for this process: the instance part (process id and start time) differs
+    /// between writers and across restarts.
+    pub fn new() -> Self {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        Self {
+            instance: format!("{}x{started:x}", std::process::id()),
+            counter: AtomicU64::new(0),
+            drop_sync: OnceCell::new(),
+        }
+    }
+
+    /// A fresh stage name for an attempt writing `shards`.
+    pub fn stage_name(&self, shards: &HashSet<u16>) -> String {
+        let mut sorted: Vec<u16> = shards.iter().copied().collect();
+        sorted.sort_unstable();
+        let shards: String = sorted.iter().map(|shard| format!("{shard}_")).collect();
+        format!(
+            "{STAGE_PREFIX}{}_{}_{}_s_{shards}",
+            unix_secs(),
+            self.instance,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// The query id of the move out of `stage`.
+    pub fn move_query_id(stage: &str) -> String {
+        format!("chaukas-move-{stage}")
+    }
+
+    /// Drops `stage`, waiting for any move from it to end.
+    pub async fn drop_stage(&self, client: &clickhouse::Client, stage: &str) -> Result<(), StoreError> {
+        let sync = *self
+            .drop_sync
+            .get_or_try_init(|| async {
+                chaukas_store::server_version(client)
+                    .await
+                    .map(|version| version.at_least(20, 10))
+            })
+            .await?;
+        events::drop_stage(client, stage, sync).await
+    }
+
+    /// Drops every other writer's stage that writes `shard`, and every stage older than
+    /// [`SWEEP_AFTER`]; returns how many were dropped.
+    pub async fn fence_others(
+        &self,
+        client: &clickhouse::Client,
+        shard: u16,
+    ) -> Result<usize, StoreError> {
+        let now = unix_secs();
+        let mut dropped = 0;
+        for name in events::stages(client).await? {
+            let Some(stage) = parse(&name) else { continue };
+            let foreign = stage.instance != self.instance && stage.shards.contains(&shard);
+            let stale = now.saturating_sub(stage.created_secs) > SWEEP_AFTER.as_secs();
+            if foreign || stale {
+                self.drop_stage(client, &name).await?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_name_says_when_who_and_which_shards() {
+        let staging = Staging::new();
+        let name = staging.stage_name(&HashSet::from([7, 1, 12]));
+        let parsed = parse(&name).unwrap();
+        assert_eq!(parsed.instance, staging.instance);
+        assert_eq!(parsed.shards, vec![1, 7, 12]);
+        assert!(parsed.created_secs > 1_700_000_000);
+        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        assert_ne!(
+            staging.stage_name(&HashSet::from([1])),
+            staging.stage_name(&HashSet::from([1]))
+        );
+    }
+
+    #[test]
+    fn other_tables_are_not_stages() {
+        assert_eq!(parse("events"), None);
+        assert_eq!(parse("insert_stage_x"), None);
+    }
+}
