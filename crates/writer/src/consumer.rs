@@ -42,6 +42,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub struct ShardMessage {
     /// Shard of the message.
     pub shard: u16,
+    /// Which of the writer's tasks for the shard pulled it: a task outliving its lease
+    /// (cancelled, not yet stopped) must not feed the next one's batch.
+    pub generation: u64,
     /// The message itself, acked by the writer loop once stored.
     pub message: jetstream::Message,
 }
@@ -58,7 +61,12 @@ pub enum FromShard {
     /// server delivered into a subscription nobody reads). Storing what came after it would
     /// store later copies first, so the loop drops what it holds of the shard and the task
     /// re-creates the consumer, which starts again at the shard's first unstored message.
-    Rewind(u16),
+    Rewind {
+        /// The shard.
+        shard: u16,
+        /// The task that saw the gap.
+        generation: u64,
+    },
 }
 
 /// Why pulling stopped.
@@ -95,22 +103,28 @@ pub struct ShardContext {
 pub async fn consume(
     context: ShardContext,
     shard: u16,
+    generation: u64,
     sink: mpsc::Sender<FromShard>,
     stop: CancellationToken,
 ) {
-    loop {
-        let consumer = tokio::select! {
-            () = stop.cancelled() => return,
-            consumer = take_over(&context, shard) => consumer,
-        };
-        match pull(&context, shard, &consumer, &sink, &stop).await {
-            Pulled::Stopped => return,
-            Pulled::Rewind => {
-                if sink.send(FromShard::Rewind(shard)).await.is_err() {
-                    return;
+    let task = async {
+        loop {
+            let consumer = take_over(&context, shard).await;
+            match pull(&context, shard, generation, &consumer, &sink).await {
+                Pulled::Stopped => return,
+                Pulled::Rewind => {
+                    let rewind = FromShard::Rewind { shard, generation };
+                    if sink.send(rewind).await.is_err() {
+                        return;
+                    }
                 }
             }
         }
+    };
+    // Every await of the task ends with the stop, wherever it is.
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = task => {}
     }
 }
 
@@ -120,9 +134,9 @@ pub async fn consume(
 async fn pull(
     context: &ShardContext,
     shard: u16,
+    generation: u64,
     consumer: &jetstream::consumer::PullConsumer,
     sink: &mpsc::Sender<FromShard>,
-    stop: &CancellationToken,
 ) -> Pulled {
     let margin = context
         .settings
@@ -131,14 +145,12 @@ async fn pull(
     let label = [("shard", shard.to_string())];
     let mut lag_read = Instant::now() - LAG_EVERY;
     let mut expected = 1;
-    while !stop.is_cancelled() {
+    loop {
         // A writer that was paused past its lease must not pull from the new owner's
         // consumer: it pulls only while its lease is fresh.
         if !context.leases.may_write(shard, margin) {
-            tokio::select! {
-                () = stop.cancelled() => return Pulled::Stopped,
-                () = tokio::time::sleep(RETRY_EVERY) => continue,
-            }
+            tokio::time::sleep(RETRY_EVERY).await;
+            continue;
         }
         if lag_read.elapsed() >= LAG_EVERY {
             lag_read = Instant::now();
@@ -162,19 +174,14 @@ async fn pull(
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(shard, %error, "cannot pull from shard consumer, retrying");
-                tokio::select! {
-                    () = stop.cancelled() => return Pulled::Stopped,
-                    () = tokio::time::sleep(RETRY_EVERY) => continue,
-                }
+                tokio::time::sleep(RETRY_EVERY).await;
+                continue;
             }
         };
         loop {
             // The server ends a pull request after `PULL_EXPIRES`; a request lost with the
             // server (a NATS restart) never ends, so the client gives up on it too.
-            let next = tokio::select! {
-                () = stop.cancelled() => return Pulled::Stopped,
-                next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()) => next,
-            };
+            let next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await;
             let message = match next {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(error))) => {
@@ -201,14 +208,16 @@ async fn pull(
                 return Pulled::Rewind;
             }
             expected = sequence + 1;
-            let delivery = FromShard::Message(ShardMessage { shard, message });
-            tokio::select! {
-                () = stop.cancelled() => return Pulled::Stopped,
-                sent = sink.send(delivery) => if sent.is_err() { return Pulled::Stopped },
+            let delivery = FromShard::Message(ShardMessage {
+                shard,
+                generation,
+                message,
+            });
+            if sink.send(delivery).await.is_err() {
+                return Pulled::Stopped;
             }
         }
     }
-    Pulled::Stopped
 }
 
 /// Fences the previous owner's inserts and re-creates the shard's consumer, retrying until
@@ -218,8 +227,7 @@ async fn take_over(context: &ShardContext, shard: u16) -> jetstream::consumer::P
         let fenced = context
             .staging
             .fence_others(&context.clickhouse, shard)
-            .await
-            .map_err(|error| error.to_string());
+            .await;
         let taken = match fenced {
             Ok(dropped) => {
                 if dropped > 0 {

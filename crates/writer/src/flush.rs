@@ -79,6 +79,9 @@ pub enum FlushError {
         /// The shard.
         shard: u16,
     },
+    /// A failed attempt's stage could not be dropped yet.
+    #[error("cannot drop an insert stage: {0}")]
+    Stage(String),
     /// A statement exceeded the statement timeout.
     #[error("clickhouse statement exceeded {0:?}")]
     Timeout(Duration),

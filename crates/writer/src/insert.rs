@@ -65,16 +65,18 @@ impl Flusher {
             }
             let outcome = match &step {
                 Step::Settle(stage) => self
-                    .bounded(self.staging.drop_stage(&self.clickhouse, stage))
+                    .staging
+                    .drop_stage(&self.clickhouse, stage)
                     .await
-                    .map(|()| None),
+                    .map(|()| None)
+                    .map_err(FlushError::Stage),
                 Step::Verify => self.not_yet_stored(&mut rows).await.map(|()| None),
                 Step::Insert => {
                     let stage = self.staging.stage_name(&claimed.shards);
                     match self.attempt(&rows, &stage, &claimed.shards, margin).await {
                         Ok(()) => {
                             if let Err(error) =
-                                self.bounded(self.staging.drop_stage(&self.clickhouse, &stage)).await
+                                self.staging.drop_stage(&self.clickhouse, &stage).await
                             {
                                 tracing::debug!(%error, stage, "stage not dropped; swept later");
                             }

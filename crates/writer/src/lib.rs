@@ -164,7 +164,9 @@ impl BoundWriter {
             let writer = Loop {
                 jetstream: &jetstream,
                 clickhouse: &self.clickhouse,
-                staging: Arc::new(Staging::new()),
+                staging: Arc::new(Staging::new(Duration::from_millis(
+                    self.settings.statement_timeout_ms,
+                ))),
                 nats: &self.nats,
                 settings: &self.settings,
                 metrics: &self.metrics,
@@ -265,7 +267,14 @@ impl Loop<'_> {
         let stop_leases = CancellationToken::new();
         let keeper = tokio::spawn(keeper.run(stop_leases.clone()));
         let (inbox, mut incoming) = mpsc::channel::<FromShard>(INBOX_MESSAGES);
-        let mut consumers: HashMap<u16, CancellationToken> = HashMap::new();
+        // Each owned shard's task: its stop and its generation (what its messages carry).
+        let mut consumers: HashMap<u16, (CancellationToken, u64)> = HashMap::new();
+        let mut generations: u64 = 0;
+        let current = |consumers: &HashMap<u16, (CancellationToken, u64)>, shard, generation| {
+            consumers
+                .get(&shard)
+                .is_some_and(|(_, current)| *current == generation)
+        };
         let mut batch = Batch::default();
         let mut failures: i64 = 0;
         let flusher = Flusher {
@@ -302,22 +311,24 @@ impl Loop<'_> {
                     match event {
                         LeaseEvent::Acquired(shard) => {
                             let stop = CancellationToken::new();
+                            generations += 1;
                             tokio::spawn(consumer::consume(
                                 shard_context.clone(),
                                 shard,
+                                generations,
                                 inbox.clone(),
                                 stop.clone(),
                             ));
-                            consumers.insert(shard, stop);
+                            consumers.insert(shard, (stop, generations));
                         }
                         LeaseEvent::Lost(shard) => {
-                            if let Some(stop) = consumers.remove(&shard) {
+                            if let Some((stop, _)) = consumers.remove(&shard) {
                                 stop.cancel();
                             }
                             batch.hand_back_shard(shard).await;
                         }
                         LeaseEvent::Release(shard) => {
-                            if let Some(stop) = consumers.remove(&shard) {
+                            if let Some((stop, _)) = consumers.remove(&shard) {
                                 stop.cancel();
                             }
                             batch.hand_back_shard(shard).await;
@@ -332,15 +343,18 @@ impl Loop<'_> {
                     false
                 }
                 Some(from_shard) = incoming.recv(), if !retrying => match from_shard {
-                    FromShard::Rewind(shard) => {
-                        batch.drop_shard(shard);
+                    FromShard::Rewind { shard, generation } => {
+                        if current(&consumers, shard, generation) {
+                            batch.drop_shard(shard);
+                        }
                         false
                     }
                     FromShard::Message(delivery) => {
-                        if consumers.contains_key(&delivery.shard) {
+                        if current(&consumers, delivery.shard, delivery.generation) {
                             batch.push(Held::new(delivery));
                         } else {
-                            // Pulled just before its shard was given up: hand it straight back.
+                            // Pulled just before its shard was given up, or by a task that
+                            // outlived its lease: hand it straight back.
                             flush::nak(&delivery.message, None).await;
                         }
                         batch.events() >= self.settings.max_batch_events
@@ -366,12 +380,12 @@ impl Loop<'_> {
         }
 
         tracing::info!("writer draining: storing what it holds");
-        for stop in consumers.values() {
+        for (stop, _) in consumers.values() {
             stop.cancel();
         }
         while let Ok(from_shard) = incoming.try_recv() {
             if let FromShard::Message(delivery) = from_shard
-                && consumers.contains_key(&delivery.shard)
+                && current(&consumers, delivery.shard, delivery.generation)
             {
                 batch.push(Held::new(delivery));
             }

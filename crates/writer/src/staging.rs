@@ -13,6 +13,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::future::Future;
+
 use chaukas_store::StoreError;
 use chaukas_store::events::{self, STAGE_PREFIX};
 use tokio::sync::OnceCell;
@@ -23,6 +25,8 @@ const SWEEP_AFTER: Duration = Duration::from_secs(600);
 /// Names this writer's stages and fences others'.
 pub struct Staging {
     instance: String,
+    /// Bound of every statement: a request lost in the network must not hang a shard.
+    statement_timeout: Duration,
     counter: AtomicU64,
     drop_sync: OnceCell<bool>,
 }
@@ -63,12 +67,13 @@ fn parse(name: &str) -> Option<StageName<'_>> {
 impl Staging {
     /// Stages for this process: the instance part (process id and start time) differs
     /// between writers and across restarts.
-    pub fn new() -> Self {
+    pub fn new(statement_timeout: Duration) -> Self {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
         Self {
             instance: format!("{}x{started:x}", std::process::id()),
+            statement_timeout,
             counter: AtomicU64::new(0),
             drop_sync: OnceCell::new(),
         }
@@ -92,17 +97,27 @@ impl Staging {
         format!("chaukas-move-{stage}")
     }
 
+    async fn bounded<T>(
+        &self,
+        statement: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.statement_timeout, statement).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("statement exceeded {:?}", self.statement_timeout)),
+        }
+    }
+
     /// Drops `stage`, waiting for any move from it to end.
-    pub async fn drop_stage(&self, client: &clickhouse::Client, stage: &str) -> Result<(), StoreError> {
+    pub async fn drop_stage(&self, client: &clickhouse::Client, stage: &str) -> Result<(), String> {
         let sync = *self
             .drop_sync
             .get_or_try_init(|| async {
-                chaukas_store::server_version(client)
+                self.bounded(chaukas_store::server_version(client))
                     .await
                     .map(|version| version.at_least(20, 10))
             })
             .await?;
-        events::drop_stage(client, stage, sync).await
+        self.bounded(events::drop_stage(client, stage, sync)).await
     }
 
     /// Drops every other writer's stage that writes `shard`, and every stage older than
@@ -111,10 +126,10 @@ impl Staging {
         &self,
         client: &clickhouse::Client,
         shard: u16,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize, String> {
         let now = unix_secs();
         let mut dropped = 0;
-        for name in events::stages(client).await? {
+        for name in self.bounded(events::stages(client)).await? {
             let Some(stage) = parse(&name) else { continue };
             let foreign = stage.instance != self.instance && stage.shards.contains(&shard);
             let stale = now.saturating_sub(stage.created_secs) > SWEEP_AFTER.as_secs();
@@ -133,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_stage_name_says_when_who_and_which_shards() {
-        let staging = Staging::new();
+        let staging = Staging::new(Duration::from_secs(1));
         let name = staging.stage_name(&HashSet::from([7, 1, 12]));
         let parsed = parse(&name).unwrap();
         assert_eq!(parsed.instance, staging.instance);
