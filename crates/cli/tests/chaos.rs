@@ -34,7 +34,7 @@ fn line(report: &Report) -> String {
     format!(
         "{} {:.0}s: {} faults + proxy {cuts} cuts/{stalls} stalls/{blackholes} blackholes; \
          {} requests, {} acked ({} events), {} identical + {} changed resends; {} keys \
-         stored, {} originals checked",
+         stored, {} originals checked; {} acknowledged messages left in the stream by NATS",
         if report.passed() { "PASS" } else { "FAIL" },
         report.elapsed.as_secs_f64(),
         report.faults,
@@ -45,6 +45,7 @@ fn line(report: &Report) -> String {
         report.tally.changed_resends,
         report.verdict.stored_keys,
         report.verdict.originals_checked,
+        report.zombies,
     )
 }
 

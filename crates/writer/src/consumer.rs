@@ -238,7 +238,10 @@ async fn take_over(context: &ShardContext, shard: u16) -> jetstream::consumer::P
             Err(error) => Err(error),
         };
         match taken {
-            Ok(consumer) => return consumer,
+            Ok(consumer) => {
+                tracing::debug!(shard, "shard consumer taken over");
+                return consumer;
+            }
             Err(error) => {
                 tracing::warn!(shard, %error, "cannot take the shard over yet, retrying");
                 tokio::time::sleep(RETRY_EVERY).await;

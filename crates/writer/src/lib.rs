@@ -333,6 +333,7 @@ impl Loop<'_> {
                             }
                             batch.hand_back_shard(shard).await;
                             // Never hand a shard over with an insert of it in flight.
+                            tracing::debug!(shard, "releasing after the insert in flight");
                             if !in_flight.finish().await {
                                 failures += 1;
                             }
@@ -364,6 +365,7 @@ impl Loop<'_> {
                 _ = age_check.tick() => !batch.is_empty() && (retrying || batch.age() >= max_age),
             };
             if flush_now {
+                tracing::debug!(messages = batch.messages(), retrying, "flushing");
                 if flusher.flush(&mut batch, &mut in_flight).await {
                     failures = 0;
                     retrying = false;

@@ -60,6 +60,9 @@ pub struct Report {
     pub elapsed: Duration,
     /// Where the services' logs are.
     pub logs: std::path::PathBuf,
+    /// Messages left in the work queue although their consumer acknowledged them (NATS 2.9
+    /// after a SIGKILL); their events are stored.
+    pub zombies: u64,
 }
 
 impl Report {
@@ -156,6 +159,7 @@ pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
     services.heal();
     let (history, tally) = workload::merge(parts);
     let drained = drain(&nats, profile.drain).await;
+    let zombies = *drained.as_ref().unwrap_or(&0);
     let mut verdict = check::check(&clickhouse.client().expect("client"), &history).await;
     if let Err(problem) = drained {
         verdict.violations.push(problem);
@@ -178,6 +182,7 @@ pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
         verdict,
         elapsed: started.elapsed(),
         logs,
+        zombies,
     };
     if report.passed() {
         db.drop_database().await;
@@ -207,7 +212,12 @@ fn apply(action: Action, services: &mut Services, nats: &mut PrivateNats, proxy:
 /// Publishes [`POISON`] undecodable messages, each of its own size, straight into shards.
 async fn publish_poison(nats: &chaukas_bus::NatsConfig) {
     let js = jetstream(nats).await;
-    nats.ensure_streams(&js).await.expect("streams");
+    // The services create the streams.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while js.get_stream(&nats.stream).await.is_err() {
+        assert!(Instant::now() < deadline, "the services did not create the streams");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for index in 0..POISON {
         let subject = nats.shard_subject(u16::try_from(index).expect("small") % nats.shards);
         let payload = vec![0xFFu8; 100 + index];
@@ -223,26 +233,81 @@ async fn jetstream(nats: &chaukas_bus::NatsConfig) -> async_nats::jetstream::Con
     async_nats::jetstream::new(nats.connect().await.expect("connect to NATS"))
 }
 
-/// Waits until the event stream is empty: every accepted message stored (or dead-lettered)
-/// and acknowledged.
-async fn drain(nats: &chaukas_bus::NatsConfig, timeout: Duration) -> Result<(), String> {
+/// Waits until nothing is left to store: every shard consumer has nothing left to deliver
+/// and nothing delivered unacknowledged, twice in a row a second apart. (Not "the stream is
+/// empty": after a SIGKILL, NATS 2.9 can keep work-queue messages its consumer had already
+/// acknowledged; they are counted in the report.)
+async fn drain(nats: &chaukas_bus::NatsConfig, timeout: Duration) -> Result<u64, String> {
     let js = jetstream(nats).await;
     let deadline = Instant::now() + timeout;
-    let mut left = u64::MAX;
+    let mut settled_once = false;
     while Instant::now() < deadline {
-        if let Ok(mut stream) = js.get_stream(&nats.stream).await
-            && let Ok(info) = stream.info().await
-        {
-            left = info.state.messages;
-            if left == 0 {
-                // Let any insert still running on the server land before the check.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return Ok(());
-            }
+        match outstanding(&js, nats).await {
+            Some(0) if settled_once => return Ok(left_in_stream(&js, nats).await),
+            Some(0) => settled_once = true,
+            _ => settled_once = false,
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(format!("{left} messages still unstored {timeout:?} after the faults healed"))
+    Err(format!(
+        "messages still unstored {timeout:?} after the faults healed; {}",
+        consumer_states(&js, nats).await
+    ))
+}
+
+/// Messages the shard consumers still have to deliver or to see acknowledged; `None` when a
+/// consumer cannot be read (missing while being re-created, or NATS away).
+async fn outstanding(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> Option<u64> {
+    let stream = js.get_stream(&nats.stream).await.ok()?;
+    let mut total = 0;
+    for shard in 0..nats.shards {
+        let name = chaukas_writer::consumer::consumer_name(shard);
+        let info = stream.consumer_info(&name).await.ok()?;
+        total += info.num_pending + info.num_ack_pending as u64;
+    }
+    Some(total)
+}
+
+async fn left_in_stream(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> u64 {
+    match js.get_stream(&nats.stream).await {
+        Ok(mut stream) => stream.info().await.map_or(0, |info| info.state.messages),
+        Err(_) => 0,
+    }
+}
+
+/// Each shard consumer's state, for a report on a backlog that did not drain.
+async fn consumer_states(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> String {
+    let Ok(mut stream) = js.get_stream(&nats.stream).await else {
+        return "stream unreadable".into();
+    };
+    let mut states = Vec::new();
+    if let Ok(info) = stream.info().await.cloned() {
+        let first = info.state.first_sequence;
+        let subject = match stream.get_raw_message(first).await {
+            Ok(message) => message.subject.to_string(),
+            Err(error) => error.to_string(),
+        };
+        states.push(format!(
+            "stream first {first} ({subject}) last {} messages {}",
+            info.state.last_sequence, info.state.messages
+        ));
+    }
+    for shard in 0..nats.shards {
+        let name = chaukas_writer::consumer::consumer_name(shard);
+        states.push(match stream.consumer_info(&name).await {
+            Ok(info) => format!(
+                "{shard}: pending {} ack-pending {} redelivered {} delivered {}/{} ack-floor {}",
+                info.num_pending,
+                info.num_ack_pending,
+                info.num_redelivered,
+                info.delivered.stream_sequence,
+                info.delivered.consumer_sequence,
+                info.ack_floor.stream_sequence
+            ),
+            Err(error) => format!("{shard}: {error}"),
+        });
+    }
+    states.join("; ")
 }
 
 /// Every poison message is in the dead-letter stream exactly once.

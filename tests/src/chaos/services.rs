@@ -85,11 +85,18 @@ impl Services {
             .env("CHAUKAS_NATS__DEAD_LETTER_SUBJECT", &nats.dead_letter_subject)
             .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
             .env(
+                "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
+                nats.dead_letter_max_bytes.to_string(),
+            )
+            .env(
                 "CHAUKAS_NATS__DUPLICATE_WINDOW_SECS",
                 nats.duplicate_window_secs.to_string(),
             )
             .env("CHAUKAS_CLICKHOUSE__DATABASE", &self.database)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("CHAUKAS_CHAOS_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log);
         command
