@@ -164,6 +164,17 @@ impl PrivateNats {
         }
     }
 
+    /// Shuts the server down (SIGTERM: it flushes its storage and consumer state) and waits
+    /// for it to exit.
+    pub fn shut_down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
     /// Starts the server again on the same port and storage, waiting until it listens.
     pub fn restart(&mut self) {
         self.stop();

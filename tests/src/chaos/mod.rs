@@ -199,7 +199,11 @@ fn apply(action: Action, services: &mut Services, nats: &mut PrivateNats, proxy:
         Action::Resume(writer) => services.pause_writer(writer, false),
         Action::KillGateway => services.kill_gateway(),
         Action::StartGateway => services.start_gateway(),
-        Action::StopNats => nats.stop(),
+        // A single node killed with SIGKILL loses JetStream state it acknowledged (see
+        // docs/architecture.md, "Durability of the bus"); `CHAUKAS_CHAOS_NATS_KILL=1` does it
+        // anyway. Node crashes are the replicated cluster's job (tests/tests/nats_cluster.rs).
+        Action::StopNats if std::env::var_os("CHAUKAS_CHAOS_NATS_KILL").is_some() => nats.stop(),
+        Action::StopNats => nats.shut_down(),
         Action::StartNats => nats.restart(),
         Action::ProxyFaults(per_million) => proxy.set_rate(FaultRate {
             per_million,
