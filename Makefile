@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors openapi lint-deploy bench bench-full abuse clean
+.PHONY: help up down status test lint fmt build test-servers test-servers-stop contract-descriptors openapi lint-deploy bench bench-full abuse chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench: ## short benchmark (< 5 min) on a fresh stack of its own; appends to benc
 
 bench-full: ## the long benchmark: 10M events stored before the query figures
 	@bash bench/run.sh full
+
+chaos: ## the fault-injection checker over 300 seeds (SEEDS=n, PARALLEL=n); about 40 min
+	@bash tests/harness/chaos.sh
 
 abuse: ## the hostile floods (issue #12) on a fresh stack: peak RSS and /healthz latency per attack
 	@bash bench/abuse.sh

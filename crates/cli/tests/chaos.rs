@@ -4,7 +4,8 @@
 //! first accepted.
 //!
 //! `make test` runs a few seeds; `make chaos` runs hundreds (`CHAUKAS_CHAOS_SEEDS`, in
-//! parallel `CHAUKAS_CHAOS_PARALLEL`); `CHAUKAS_CHAOS_SEED=<n>` replays one seed.
+//! parallel `CHAUKAS_CHAOS_PARALLEL`); `CHAUKAS_CHAOS_SEED=<n>` replays one seed;
+//! `CHAUKAS_CHAOS_BINARY` runs another `chaukas` executable than this build's.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -62,7 +63,9 @@ async fn every_acknowledged_event_is_stored_once_as_first_accepted_under_seeded_
             let gate = gate.clone();
             tokio::spawn(async move {
                 let _slot = gate.acquire_owned().await.unwrap();
-                let report = chaos::run_seed(env!("CARGO_BIN_EXE_chaukas"), seed, PROFILE).await;
+                let binary = std::env::var("CHAUKAS_CHAOS_BINARY")
+                    .unwrap_or_else(|_| env!("CARGO_BIN_EXE_chaukas").to_owned());
+                let report = chaos::run_seed(&binary, seed, PROFILE).await;
                 eprintln!("chaos {}\n      {}", report.schedule, line(&report));
                 for violation in &report.verdict.violations {
                     eprintln!("      VIOLATION {violation}\n      logs: {}", report.logs.display());
