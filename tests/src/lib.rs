@@ -102,6 +102,7 @@ impl Pipeline {
         let query_grpc = bound_query.grpc_addr();
         gateway.gateway.query_endpoint = format!("http://{query_grpc}");
         adjust(&mut gateway, &mut writer);
+        apply_bus(&gateway.nats, writer.writer.lease_ttl_secs).await;
 
         let (stop_query, query_stopped) = oneshot::channel::<()>();
         let query_task = tokio::spawn(async move {
@@ -281,6 +282,23 @@ pub async fn migrated_database(url: Option<String>) -> (TestDatabase, ClickHouse
         .await
         .unwrap();
     (db, clickhouse)
+}
+
+/// What `chaukas migrate` does to NATS: the streams of `nats` and the key and lease buckets
+/// (leases living `lease_ttl_secs`). Services only check the layout; tests make it first.
+pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
+    let client = nats.connect().await.expect("connect to NATS");
+    let buckets = [
+        chaukas_auth::bucket_spec(nats),
+        chaukas_writer::leases::bucket_spec(
+            &nats.stream,
+            Duration::from_secs(lease_ttl_secs),
+            nats.replicas,
+        ),
+    ];
+    nats.apply_layout(&async_nats::jetstream::new(client), &buckets)
+        .await
+        .expect("apply the bus layout");
 }
 
 /// An IngestEventBatch request carrying `events`.

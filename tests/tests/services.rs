@@ -130,9 +130,9 @@ async fn wait_for_readiness(addr: SocketAddr, status: u16, text: &str) {
 #[tokio::test]
 async fn writer_is_ready_only_when_nats_and_clickhouse_answer() {
     let (db, clickhouse) = migrated_database(None).await;
-    let writer = chaukas_writer::bind(&writer_config(clickhouse.clone()))
-        .await
-        .unwrap();
+    let config = writer_config(clickhouse.clone());
+    chaukas_tests::apply_bus(&config.nats, config.writer.lease_ttl_secs).await;
+    let writer = chaukas_writer::bind(&config).await.unwrap();
     let http = writer.http_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(writer.serve(async {
@@ -147,9 +147,12 @@ async fn writer_is_ready_only_when_nats_and_clickhouse_answer() {
         url: "http://127.0.0.1:9".into(),
         ..clickhouse
     };
-    let writer = chaukas_writer::bind(&writer_config(unreachable))
-        .await
-        .unwrap();
+    let writer = chaukas_writer::bind(&chaukas_writer::WriterConfig {
+        clickhouse: unreachable,
+        ..config.clone()
+    })
+    .await
+    .unwrap();
     let http = writer.http_addr();
     let _running = tokio::spawn(writer.serve(std::future::pending()));
     wait_for_readiness(http, 503, "clickhouse statement failed").await;
@@ -172,5 +175,43 @@ async fn query_service_answers_healthz_and_reports_clickhouse_readiness() {
         .await
         .expect("query service Healthz");
     wait_for_readiness(http, 200, "ready").await;
+    db.drop_database().await;
+}
+
+/// Only `chaukas migrate` makes the bus; a service whose settings differ from what it finds
+/// (here: twice the shards, which would give one tenant two writers) refuses to start and
+/// names the difference; until migrate has run, it waits and is not ready.
+#[tokio::test]
+async fn services_refuse_a_bus_that_differs_from_their_settings() {
+    let (db, clickhouse) = migrated_database(None).await;
+    let config = writer_config(clickhouse);
+    let writer = chaukas_writer::bind(&config).await.unwrap();
+    let http = writer.http_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(writer.serve(async {
+        stopped.await.ok();
+    }));
+    wait_for_readiness(http, 503, "streams and lease bucket are not set up").await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+
+    chaukas_tests::apply_bus(&config.nats, config.writer.lease_ttl_secs).await;
+    let mut doubled = config.clone();
+    doubled.nats.shards *= 2;
+    let refused = chaukas_writer::bind(&doubled).await.err().expect("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("shards=8")
+            && message.contains("shards=16")
+            && message.contains("migrate"),
+        "{message}"
+    );
+    let mut gateway = local_gateway_config();
+    gateway.nats = doubled.nats.clone();
+    let refused = chaukas_gateway::bind(&gateway)
+        .await
+        .err()
+        .expect("refused");
+    assert!(refused.to_string().contains("shard count"), "{refused}");
     db.drop_database().await;
 }

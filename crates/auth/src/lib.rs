@@ -14,7 +14,7 @@ mod key;
 mod store;
 
 pub use key::{KeyRecord, NewKey, Principal, Scope, TOKEN_PREFIX, parse_token};
-pub use store::{KeyStore, bucket_name};
+pub use store::{KeyStore, bucket_name, bucket_spec};
 
 /// Why a request's credentials were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,6 +16,17 @@ const ENTRY_PREFIX: &str = "keys.";
 const WATCH_RETRY: Duration = Duration::from_secs(1);
 
 /// Name of the key bucket of an event stream (each stream, so each test, has its own).
+/// The API-key bucket as `chaukas migrate` creates it: entries never expire.
+pub fn bucket_spec(nats: &chaukas_bus::NatsConfig) -> chaukas_bus::kv::BucketSpec {
+    chaukas_bus::kv::BucketSpec {
+        name: bucket_name(&nats.stream),
+        description: "chaukas API keys (hashed secrets)".into(),
+        max_age: Duration::ZERO,
+        replicas: nats.replicas,
+    }
+}
+
+/// Name of the API-key bucket of an event stream.
 pub fn bucket_name(stream: &str) -> String {
     format!("{stream}_API_KEYS")
 }
@@ -53,20 +64,15 @@ fn decode(key: &str, value: &[u8]) -> Result<KeyRecord, KeyStoreError> {
 }
 
 impl KeyStore {
-    /// The bucket of `nats`' event stream, without watching (for `chaukas keys`).
+    /// The bucket of `nats`' event stream, without watching (for `chaukas keys`); it must
+    /// exist (`chaukas migrate` creates it).
     pub async fn open(
         jetstream: &jetstream::Context,
         nats: &chaukas_bus::NatsConfig,
     ) -> Result<Self, KeyStoreError> {
-        let kv = chaukas_bus::kv::open_bucket(
-            jetstream,
-            &bucket_name(&nats.stream),
-            "chaukas API keys (hashed secrets)",
-            Duration::ZERO,
-            nats.replicas,
-        )
-        .await
-        .map_err(KeyStoreError::Nats)?;
+        let kv = chaukas_bus::kv::open_bucket(jetstream, &bucket_spec(nats))
+            .await
+            .map_err(|error| KeyStoreError::Nats(error.to_string()))?;
         Ok(Self {
             kv,
             cache: Cache::default(),

@@ -67,7 +67,7 @@ pub async fn jetstream_per_event(
 ) -> anyhow::Result<f64> {
     let js = jetstream::new(nats.clone());
     let config = scratch_stream(base, run, "raw1");
-    config.ensure_streams(&js).await?;
+    config.apply_streams(&js).await?;
     let messages = events
         .iter()
         .map(|event| {
@@ -96,7 +96,7 @@ pub async fn jetstream_packed(
 ) -> anyhow::Result<f64> {
     let js = jetstream::new(nats.clone());
     let config = scratch_stream(base, run, "rawpacked");
-    config.ensure_streams(&js).await?;
+    config.apply_streams(&js).await?;
     let messages = events
         .chunks(batch)
         .flat_map(|chunk| chaukas_bus::pack(chunk, config.shards, config.max_message_bytes))

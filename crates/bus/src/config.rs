@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::stream;
 use serde::{Deserialize, Serialize};
 
 use crate::BusError;
@@ -151,10 +151,16 @@ impl NatsConfig {
         Ok(())
     }
 
-    fn events_stream_config(&self) -> stream::Config {
+    pub(crate) fn events_stream_config(&self) -> stream::Config {
         stream::Config {
             name: self.stream.clone(),
-            description: Some("Chaukas events accepted by a gateway, not yet stored".into()),
+            // The shard count is part of the layout: two deployments disagreeing on it would
+            // send one tenant to two writers. Recorded here (NATS 2.9 streams have no
+            // metadata) and checked by every service.
+            description: Some(format!(
+                "Chaukas events accepted by a gateway, not yet stored; shards={}",
+                self.shards
+            )),
             subjects: vec![format!("{}.*", self.subject_prefix)],
             retention: stream::RetentionPolicy::WorkQueue,
             discard: stream::DiscardPolicy::New,
@@ -169,7 +175,7 @@ impl NatsConfig {
         }
     }
 
-    fn dead_letter_stream_config(&self) -> stream::Config {
+    pub(crate) fn dead_letter_stream_config(&self) -> stream::Config {
         stream::Config {
             name: self.dead_letter_stream.clone(),
             description: Some(
@@ -182,62 +188,13 @@ impl NatsConfig {
             max_bytes: self.dead_letter_max_bytes,
             max_age: Duration::from_secs(self.dead_letter_max_age_days * 24 * 3600),
             max_message_size: -1,
+            // A letter written again (its original's ack was lost) collapses into the first.
+            duplicate_window: Duration::from_secs(120),
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()
         }
     }
-
-    /// Creates the event and dead-letter streams, or brings existing ones to the configured
-    /// limits; run by every gateway and writer at startup, so no manual step is needed.
-    pub async fn ensure_streams(&self, js: &jetstream::Context) -> Result<(), BusError> {
-        self.validate()?;
-        for config in [
-            self.events_stream_config(),
-            self.dead_letter_stream_config(),
-        ] {
-            ensure_stream(js, config).await?;
-        }
-        Ok(())
-    }
-}
-
-async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BusError> {
-    let name = config.name.clone();
-    let failed = |reason: String| BusError::Stream {
-        stream: name.clone(),
-        reason,
-    };
-    match js.get_stream(&config.name).await {
-        Ok(mut existing) => {
-            let current = existing
-                .info()
-                .await
-                .map_err(|error| failed(error.to_string()))?
-                .config
-                .clone();
-            let differs = current.subjects != config.subjects
-                || current.discard != config.discard
-                || current.num_replicas != config.num_replicas
-                || current.max_bytes != config.max_bytes
-                || current.max_age != config.max_age
-                || current.duplicate_window != config.duplicate_window
-                || current.max_message_size != config.max_message_size;
-            if differs {
-                tracing::info!(stream = %config.name, "updating stream limits");
-                js.update_stream(config)
-                    .await
-                    .map_err(|error| failed(error.to_string()))?;
-            }
-        }
-        Err(_) => {
-            tracing::info!(stream = %config.name, "creating stream");
-            js.get_or_create_stream(config)
-                .await
-                .map_err(|error| failed(error.to_string()))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

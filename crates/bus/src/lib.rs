@@ -16,6 +16,7 @@ mod config;
 pub mod dead_letters;
 mod envelope;
 pub mod kv;
+mod layout;
 
 pub use config::NatsConfig;
 pub use envelope::{
@@ -41,6 +42,21 @@ pub enum BusError {
         stream: String,
         /// What the server said.
         reason: String,
+    },
+    /// A stream or bucket does not exist yet: `chaukas migrate` creates them.
+    #[error("{0} does not exist yet: run `chaukas migrate` with the same [nats] settings")]
+    Missing(String),
+    /// A stream or bucket differs from this service's configuration.
+    #[error(
+        "{what} differs from this service's configuration: {differences}. Run `chaukas \
+         migrate` with these settings to change it, or give this service the settings it was \
+         created with"
+    )]
+    Mismatch {
+        /// The stream or bucket.
+        what: String,
+        /// Each difference.
+        differences: String,
     },
     /// The configuration is unusable (for example zero shards).
     #[error("invalid [nats] configuration: {0}")]

@@ -110,4 +110,22 @@ impl Command {
 pub struct MigrateConfig {
     /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
     pub clickhouse: ClickHouseConfig,
+    /// The shared `[nats]` section (`CHAUKAS_NATS__*`): streams, limits, shard count.
+    pub nats: chaukas_bus::NatsConfig,
+    /// The `[writer]` section, for the lease lifetime of the lease bucket.
+    pub writer: chaukas_writer::WriterSettings,
+}
+
+impl MigrateConfig {
+    /// The key-value buckets the services expect.
+    pub fn buckets(&self) -> Vec<chaukas_bus::kv::BucketSpec> {
+        vec![
+            chaukas_auth::bucket_spec(&self.nats),
+            chaukas_writer::leases::bucket_spec(
+                &self.nats.stream,
+                std::time::Duration::from_secs(self.writer.lease_ttl_secs),
+                self.nats.replicas,
+            ),
+        ]
+    }
 }

@@ -113,6 +113,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.applied,
                 report.already_applied
             );
+            let client = config.nats.connect().await?;
+            let jetstream = async_nats::jetstream::new(client);
+            for line in config
+                .nats
+                .apply_layout(&jetstream, &config.buckets())
+                .await?
+            {
+                println!("nats {line}");
+            }
         }
     }
     Ok(())

@@ -14,7 +14,9 @@ use chaukas_tests::chaos::{self, PROFILE, Report};
 use tokio::sync::Semaphore;
 
 fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|value| value.parse().ok())
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
 }
 
 fn seeds() -> Vec<u64> {
@@ -68,7 +70,10 @@ async fn every_acknowledged_event_is_stored_once_as_first_accepted_under_seeded_
                 let report = chaos::run_seed(&binary, seed, PROFILE).await;
                 eprintln!("chaos {}\n      {}", report.schedule, line(&report));
                 for violation in &report.verdict.violations {
-                    eprintln!("      VIOLATION {violation}\n      logs: {}", report.logs.display());
+                    eprintln!(
+                        "      VIOLATION {violation}\n      logs: {}",
+                        report.logs.display()
+                    );
                 }
                 report
             })
@@ -92,5 +97,8 @@ async fn every_acknowledged_event_is_stored_once_as_first_accepted_under_seeded_
         failed.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(failed.is_empty(), "failing seeds (replay with CHAUKAS_CHAOS_SEED): {failed:#?}");
+    assert!(
+        failed.is_empty(),
+        "failing seeds (replay with CHAUKAS_CHAOS_SEED): {failed:#?}"
+    );
 }

@@ -144,11 +144,12 @@ impl Ingestor {
         Self { publisher, singles }
     }
 
-    /// Makes sure the streams exist; retried by the caller until NATS answers.
-    pub async fn ensure_streams(&self) -> Result<(), chaukas_bus::BusError> {
+    /// Checks that the streams exist as configured (`chaukas migrate` makes them); retried
+    /// by the caller while NATS is away or they do not exist yet.
+    pub async fn verify_streams(&self) -> Result<(), chaukas_bus::BusError> {
         self.publisher
             .nats
-            .ensure_streams(&self.publisher.jetstream)
+            .verify_streams(&self.publisher.jetstream)
             .await
     }
 

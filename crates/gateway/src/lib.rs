@@ -98,6 +98,7 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
     let grpc = health::bind(&config.gateway.grpc_listen).await?;
     let http = health::bind(&config.gateway.http_listen).await?;
     let nats = config.nats.connect().await?;
+    config.nats.refuse_mismatch(&nats).await?;
     let mut registry = Registry::default();
     let metrics = Arc::new(GatewayMetrics::register(&mut registry));
     let ingestor = Ingestor::new(
@@ -291,10 +292,7 @@ async fn keep_setting_up(
         let streams = if ready.load(Ordering::Relaxed) {
             Ok(())
         } else {
-            ingestor
-                .ensure_streams()
-                .await
-                .map_err(|error| error.to_string())
+            ingestor.verify_streams().await
         };
         match streams {
             Ok(()) => {
@@ -307,7 +305,10 @@ async fn keep_setting_up(
                     Err(error) => tracing::warn!(%error, "loading API keys failed, retrying"),
                 }
             }
-            Err(error) => tracing::warn!(%error, "stream setup failed, retrying"),
+            Err(error @ chaukas_bus::BusError::Mismatch { .. }) => {
+                tracing::error!(%error, "the bus differs from this gateway's configuration");
+            }
+            Err(error) => tracing::warn!(%error, "bus not ready, retrying"),
         }
         tokio::select! {
             () = stop.cancelled() => return,

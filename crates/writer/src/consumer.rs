@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::WriterSettings;
-use crate::staging::Staging;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
+use crate::staging::Staging;
 
 /// Messages pulled per request from JetStream.
 const PULL_BATCH: usize = 128;

@@ -30,9 +30,9 @@ use crate::WriterSettings;
 pub use crate::batch::{Batch, Held, nak};
 use crate::choose::{self, KeyCopy};
 use crate::insert::Claimed;
-use crate::staging::Staging;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
+use crate::staging::Staging;
 
 /// Header naming why a message was dead-lettered.
 pub const DEAD_LETTER_REASON_HEADER: &str = chaukas_bus::dead_letters::REASON_HEADER;
@@ -113,7 +113,7 @@ impl Flusher {
     /// batch back.
     #[tracing::instrument(name = "flush", skip_all, fields(messages = batch.messages(), events = batch.events()))]
     pub async fn flush(&self, batch: &mut Batch, in_flight: &mut InFlight) -> bool {
-        let held = self.writable(batch.take()).await;
+        let held = self.writable(batch).await;
         if held.is_empty() {
             return in_flight.finish().await;
         }
@@ -148,22 +148,27 @@ impl Flusher {
         }
     }
 
-    /// Keeps the messages of shards this writer may still write and hands the others back
-    /// for their next owner.
-    async fn writable(&self, held: Vec<Held>) -> Vec<Held> {
+    /// Splits off the messages of shards this writer may write now. Those of shards it
+    /// still owns but may not write yet (renewals failing) go back into `batch`, in order;
+    /// those of shards it lost go back to JetStream for their next owner.
+    async fn writable(&self, batch: &mut Batch) -> Vec<Held> {
         let margin = self
             .settings
             .fencing_margin()
             .expect("validated when the writer started");
-        let mut kept = Vec::with_capacity(held.len());
-        for item in held {
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for item in batch.take() {
             if self.leases.may_write(item.shard, margin) {
-                kept.push(item);
+                ready.push(item);
+            } else if self.leases.owns(item.shard) {
+                waiting.push(item);
             } else {
                 nak(&item.message, None).await;
             }
         }
-        kept
+        batch.restore(waiting);
+        ready
     }
 
     /// Claims: looks the batch's keys up, chooses one copy per key (see `choose`), and

@@ -60,6 +60,13 @@ impl Flusher {
         let mut failures: i64 = 0;
         loop {
             if let Err(error) = self.fence(&claimed.shards, margin) {
+                if claimed.shards.iter().all(|shard| self.leases.owns(*shard)) {
+                    // Renewals are failing but the leases are not lost: wait. Handing the
+                    // messages back now would let later ones of the same shards be stored
+                    // before them.
+                    tokio::time::sleep(self.settings.retry_delay(1)).await;
+                    continue;
+                }
                 self.hand_back(&held, &error).await;
                 return false;
             }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
@@ -56,6 +56,16 @@ impl LeaseTable {
             .is_some_and(|renewed| renewed.elapsed() < margin)
     }
 
+    /// Whether this writer still holds `shard`'s lease, fresh or not: renewals may be failing
+    /// for a while (NATS away) without the lease being lost. Only a failed renewal at the
+    /// server (taken over or expired) or a release ends it.
+    pub fn owns(&self, shard: u16) -> bool {
+        self.renewed
+            .lock()
+            .expect("lease table lock")
+            .contains_key(&shard)
+    }
+
     fn set(&self, shard: u16, renewed: Instant) {
         self.renewed
             .lock()
@@ -76,21 +86,15 @@ pub fn bucket_name(stream: &str) -> String {
     format!("{stream}_WRITER_LEASES")
 }
 
-/// Opens (or creates) the lease bucket; a lease vanishes `ttl` after its last renewal.
-pub async fn open_bucket(
-    jetstream: &jetstream::Context,
-    stream: &str,
-    ttl: Duration,
-    replicas: usize,
-) -> Result<kv::Store, String> {
-    chaukas_bus::kv::open_bucket(
-        jetstream,
-        &bucket_name(stream),
-        "which chaukas writer owns each shard",
-        ttl,
+/// The lease bucket as `chaukas migrate` creates it: a lease vanishes `ttl` after its
+/// last renewal.
+pub fn bucket_spec(stream: &str, ttl: Duration, replicas: usize) -> chaukas_bus::kv::BucketSpec {
+    chaukas_bus::kv::BucketSpec {
+        name: bucket_name(stream),
+        description: "which chaukas writer owns each shard".into(),
+        max_age: ttl,
         replicas,
-    )
-    .await
+    }
 }
 
 /// Acquires, renews, rebalances and releases this writer's shard leases.

@@ -13,9 +13,9 @@ mod config;
 pub mod consumer;
 pub mod flush;
 mod insert;
-mod staging;
 pub mod leases;
 mod metrics;
+mod staging;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,8 +38,8 @@ pub use metrics::WriterMetrics;
 
 use consumer::{FromShard, ShardContext};
 use flush::{Batch, Flusher, Held, InFlight};
-use staging::Staging;
 use leases::{LeaseEvent, LeaseKeeper};
+use staging::Staging;
 
 /// Messages buffered between the shard consumers and the writer loop: enough to keep the
 /// loop busy, few enough that a stalled loop stops the pulling (bounded memory).
@@ -90,9 +90,11 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         .map_err(WriterError::InvalidConfig)?;
     let mut registry = Registry::default();
     let metrics = Arc::new(WriterMetrics::register(&mut registry));
+    let nats_client = config.nats.connect().await?;
+    config.nats.refuse_mismatch(&nats_client).await?;
     Ok(BoundWriter {
         http: health::bind(&config.writer.http_listen).await?,
-        nats_client: config.nats.connect().await?,
+        nats_client,
         clickhouse: config.clickhouse.client()?,
         nats: config.nats.clone(),
         settings: config.writer.clone(),
@@ -151,7 +153,7 @@ impl BoundWriter {
         let mut shutdown = std::pin::pin!(shutdown);
         let kv = tokio::select! {
             () = &mut shutdown => None,
-            kv = set_up_bus(&jetstream, &self.nats, &self.settings) => Some(kv),
+            kv = set_up_bus(&jetstream, &self.nats, &self.settings) => kv,
         };
         let backlog = tokio::spawn(backlog::watch(
             jetstream.clone(),
@@ -216,28 +218,31 @@ fn readiness(
     }
 }
 
-/// Creates the streams and opens the lease bucket, retrying until NATS answers.
+/// Checks the streams and opens the lease bucket (both made by `chaukas migrate`), retrying
+/// while NATS is away or they do not exist yet; `None` when they differ from this writer's
+/// configuration (it must not run: see `chaukas_bus::layout`).
 async fn set_up_bus(
     jetstream: &jetstream::Context,
     nats: &NatsConfig,
     settings: &WriterSettings,
-) -> async_nats::jetstream::kv::Store {
+) -> Option<async_nats::jetstream::kv::Store> {
+    let leases = leases::bucket_spec(
+        &nats.stream,
+        Duration::from_secs(settings.lease_ttl_secs),
+        nats.replicas,
+    );
     loop {
         let attempt = async {
-            nats.ensure_streams(jetstream)
-                .await
-                .map_err(|error| error.to_string())?;
-            leases::open_bucket(
-                jetstream,
-                &nats.stream,
-                Duration::from_secs(settings.lease_ttl_secs),
-                nats.replicas,
-            )
-            .await
+            nats.verify_streams(jetstream).await?;
+            chaukas_bus::kv::open_bucket(jetstream, &leases).await
         };
         match attempt.await {
-            Ok(kv) => return kv,
-            Err(error) => tracing::warn!(%error, "bus setup failed, retrying"),
+            Ok(kv) => return Some(kv),
+            Err(error @ BusError::Mismatch { .. }) => {
+                tracing::error!(%error, "the bus differs from this writer's configuration; not writing");
+                return None;
+            }
+            Err(error) => tracing::warn!(%error, "bus not ready, retrying"),
         }
         tokio::time::sleep(SETUP_RETRY).await;
     }

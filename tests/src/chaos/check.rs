@@ -63,7 +63,10 @@ pub async fn check(client: &clickhouse::Client, history: &History) -> Verdict {
     let mut problems: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (key, versions) in &found {
         let Some(record) = history.get(key) else {
-            problems.entry("stored but never sent").or_default().push(format!("{key:?}"));
+            problems
+                .entry("stored but never sent")
+                .or_default()
+                .push(format!("{key:?}"));
             continue;
         };
         if versions.len() > 1 {

@@ -90,9 +90,11 @@ fn timeline(schedule: &Schedule) -> Vec<(Duration, Action)> {
     let mut steps = Vec::new();
     for planned in &schedule.faults {
         let (start, end, lasting) = match planned.fault {
-            Fault::KillWriter { writer, down } => {
-                (Action::KillWriter(writer), Action::StartWriter(writer), down)
-            }
+            Fault::KillWriter { writer, down } => (
+                Action::KillWriter(writer),
+                Action::StartWriter(writer),
+                down,
+            ),
             Fault::PauseWriter { writer, paused } => {
                 (Action::Pause(writer), Action::Resume(writer), paused)
             }
@@ -101,7 +103,11 @@ fn timeline(schedule: &Schedule) -> Vec<(Duration, Action)> {
             Fault::ClickHouseFaults {
                 per_million,
                 lasting,
-            } => (Action::ProxyFaults(per_million), Action::ProxyFaults(0), lasting),
+            } => (
+                Action::ProxyFaults(per_million),
+                Action::ProxyFaults(0),
+                lasting,
+            ),
         };
         steps.push((planned.at, start));
         steps.push((planned.at + lasting, end));
@@ -112,7 +118,8 @@ fn timeline(schedule: &Schedule) -> Vec<(Duration, Action)> {
 
 fn upstream(url: &str) -> SocketAddr {
     let host = url.trim_start_matches("http://").trim_end_matches('/');
-    host.parse().expect("the ClickHouse URL is http://<ip>:<port>")
+    host.parse()
+        .expect("the ClickHouse URL is http://<ip>:<port>")
 }
 
 /// Runs seed `seed` against the services in `binary` (the `chaukas` executable).
@@ -128,6 +135,7 @@ pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
         ..chaukas_testkit::nats_config()
     };
     let (db, clickhouse) = crate::migrated_database(None).await;
+    crate::apply_bus(&nats, services::LEASE_TTL_SECS).await;
     let proxy = FaultProxy::start(upstream(&clickhouse.url), seed).await;
     let mut services = Services::new(
         binary,
@@ -216,12 +224,6 @@ fn apply(action: Action, services: &mut Services, nats: &mut PrivateNats, proxy:
 /// Publishes [`POISON`] undecodable messages, each of its own size, straight into shards.
 async fn publish_poison(nats: &chaukas_bus::NatsConfig) {
     let js = jetstream(nats).await;
-    // The services create the streams.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while js.get_stream(&nats.stream).await.is_err() {
-        assert!(Instant::now() < deadline, "the services did not create the streams");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     for index in 0..POISON {
         let subject = nats.shard_subject(u16::try_from(index).expect("small") % nats.shards);
         let payload = vec![0xFFu8; 100 + index];
@@ -261,7 +263,10 @@ async fn drain(nats: &chaukas_bus::NatsConfig, timeout: Duration) -> Result<u64,
 
 /// Messages the shard consumers still have to deliver or to see acknowledged; `None` when a
 /// consumer cannot be read (missing while being re-created, or NATS away).
-async fn outstanding(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> Option<u64> {
+async fn outstanding(
+    js: &async_nats::jetstream::Context,
+    nats: &chaukas_bus::NatsConfig,
+) -> Option<u64> {
     let stream = js.get_stream(&nats.stream).await.ok()?;
     let mut total = 0;
     for shard in 0..nats.shards {
@@ -272,7 +277,10 @@ async fn outstanding(js: &async_nats::jetstream::Context, nats: &chaukas_bus::Na
     Some(total)
 }
 
-async fn left_in_stream(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> u64 {
+async fn left_in_stream(
+    js: &async_nats::jetstream::Context,
+    nats: &chaukas_bus::NatsConfig,
+) -> u64 {
     match js.get_stream(&nats.stream).await {
         Ok(mut stream) => stream.info().await.map_or(0, |info| info.state.messages),
         Err(_) => 0,
@@ -280,7 +288,10 @@ async fn left_in_stream(js: &async_nats::jetstream::Context, nats: &chaukas_bus:
 }
 
 /// Each shard consumer's state, for a report on a backlog that did not drain.
-async fn consumer_states(js: &async_nats::jetstream::Context, nats: &chaukas_bus::NatsConfig) -> String {
+async fn consumer_states(
+    js: &async_nats::jetstream::Context,
+    nats: &chaukas_bus::NatsConfig,
+) -> String {
     let Ok(mut stream) = js.get_stream(&nats.stream).await else {
         return "stream unreadable".into();
     };

@@ -110,7 +110,12 @@ mod tests {
         let again = Schedule::draw(42, length);
         assert_eq!(first.to_string(), again.to_string());
         assert!(!first.faults.is_empty());
-        assert!(first.faults.iter().all(|p| p.at + Duration::from_secs(2) < length));
+        assert!(
+            first
+                .faults
+                .iter()
+                .all(|p| p.at + Duration::from_secs(2) < length)
+        );
         assert_ne!(first.to_string(), Schedule::draw(43, length).to_string());
     }
 }

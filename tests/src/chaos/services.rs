@@ -52,9 +52,7 @@ impl Services {
         database: String,
         logs: &Path,
     ) -> Self {
-        let port = |_| {
-            SocketAddr::from(([127, 0, 0, 1], chaukas_testkit::free_port()))
-        };
+        let port = |_| SocketAddr::from(([127, 0, 0, 1], chaukas_testkit::free_port()));
         Self {
             binary: binary.to_owned(),
             nats,
@@ -82,7 +80,10 @@ impl Services {
             .env("CHAUKAS_NATS__STREAM", &nats.stream)
             .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
             .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
-            .env("CHAUKAS_NATS__DEAD_LETTER_SUBJECT", &nats.dead_letter_subject)
+            .env(
+                "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
+                &nats.dead_letter_subject,
+            )
             .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
             .env(
                 "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
@@ -107,8 +108,14 @@ impl Services {
         self.kill_gateway();
         let child = self
             .command("gateway", "gateway.log")
-            .env("CHAUKAS_GATEWAY__GRPC_LISTEN", self.gateway_grpc.to_string())
-            .env("CHAUKAS_GATEWAY__HTTP_LISTEN", self.gateway_http.to_string())
+            .env(
+                "CHAUKAS_GATEWAY__GRPC_LISTEN",
+                self.gateway_grpc.to_string(),
+            )
+            .env(
+                "CHAUKAS_GATEWAY__HTTP_LISTEN",
+                self.gateway_http.to_string(),
+            )
             .env("CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED", "true")
             .spawn()
             .expect("the chaukas binary starts");

@@ -76,7 +76,14 @@ pub async fn send(gateway: SocketAddr, sender: u64, seed: u64, until: Instant) -
             tally.identical_resends += 1;
             failed.swap_remove(usize::try_from(rng.below(failed.len() as u64)).expect("small"))
         } else {
-            compose(&mut rng, &mut keys, &mut next_key, &history, sender, &mut tally)
+            compose(
+                &mut rng,
+                &mut keys,
+                &mut next_key,
+                &history,
+                sender,
+                &mut tally,
+            )
         };
         for (key, version) in &batch {
             history
@@ -87,7 +94,8 @@ pub async fn send(gateway: SocketAddr, sender: u64, seed: u64, until: Instant) -
         }
         let request = batch_request(batch.iter().map(|(key, v)| event(key, *v)).collect());
         tally.requests += 1;
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, client.ingest_event_batch(request)).await;
+        let answer =
+            tokio::time::timeout(REQUEST_TIMEOUT, client.ingest_event_batch(request)).await;
         match answer {
             Ok(Ok(response)) if response.get_ref().accepted_count as usize == batch.len() => {
                 tally.acked_requests += 1;
