@@ -78,7 +78,7 @@ up() {
 
   service_env
   write_cli_env
-  log "applying ClickHouse migrations"
+  log "applying migrations: ClickHouse schema, NATS streams and buckets"
   env $(role_env migrate) "$bin" migrate >>"$RUN_DIR/logs/migrate.log" 2>&1 || {
     tail -n 20 "$RUN_DIR/logs/migrate.log" >&2
     die "migrations failed; log: $RUN_DIR/logs/migrate.log"

@@ -207,11 +207,11 @@ fn apply(action: Action, services: &mut Services, nats: &mut PrivateNats, proxy:
         Action::Resume(writer) => services.pause_writer(writer, false),
         Action::KillGateway => services.kill_gateway(),
         Action::StartGateway => services.start_gateway(),
-        // A single node killed with SIGKILL loses JetStream state it acknowledged (see
-        // docs/architecture.md, "Durability of the bus"); `CHAUKAS_CHAOS_NATS_KILL=1` does it
-        // anyway. Node crashes are the replicated cluster's job (tests/tests/nats_cluster.rs).
-        Action::StopNats if std::env::var_os("CHAUKAS_CHAOS_NATS_KILL").is_some() => nats.stop(),
-        Action::StopNats => nats.shut_down(),
+        // SIGKILL (a crash) by default; `CHAUKAS_CHAOS_NATS_GRACEFUL=1` shuts it down instead.
+        Action::StopNats if std::env::var_os("CHAUKAS_CHAOS_NATS_GRACEFUL").is_some() => {
+            nats.shut_down();
+        }
+        Action::StopNats => nats.stop(),
         Action::StartNats => nats.restart(),
         Action::ProxyFaults(per_million) => proxy.set_rate(FaultRate {
             per_million,
