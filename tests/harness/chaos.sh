@@ -22,8 +22,8 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "chaos" and m.get("executable"):
         print(m["executable"])')
-cp "$test_binary" "$WORK/chaos-test"
-cp "$TARGET/debug/chaukas" "$WORK/chaukas"
+cp "$test_binary" "$WORK/chaos-test.new" && mv -f "$WORK/chaos-test.new" "$WORK/chaos-test"
+cp "$TARGET/debug/chaukas" "$WORK/chaukas.new" && mv -f "$WORK/chaukas.new" "$WORK/chaukas"
 
 export TEST_RUN_DIR="$WORK/servers" TEST_NATS_PORT=24222 TEST_NATS_MONITOR_PORT=28222
 export TEST_CLICKHOUSE_HTTP_PORT=28123 TEST_CLICKHOUSE_TCP_PORT=29000
