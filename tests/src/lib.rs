@@ -426,6 +426,10 @@ pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::proce
             &nats.dead_letter_subject,
         )
         .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
+        .env(
+            "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
+            nats.dead_letter_max_bytes.to_string(),
+        )
         .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
         .env(
             "CHAUKAS_CLICKHOUSE__DATABASE",

@@ -24,9 +24,9 @@ fn local_gateway_config() -> chaukas_gateway::GatewayConfig {
 
 #[tokio::test]
 async fn gateway_answers_healthz_under_both_service_names_and_stops_on_signal() {
-    let gateway = chaukas_gateway::bind(&local_gateway_config())
-        .await
-        .unwrap();
+    let config = local_gateway_config();
+    chaukas_tests::apply_bus(&config.nats, 30).await;
+    let gateway = chaukas_gateway::bind(&config).await.unwrap();
     let (grpc, http) = (gateway.grpc_addr(), gateway.http_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(gateway.serve(async {

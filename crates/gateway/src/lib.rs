@@ -172,7 +172,10 @@ impl BoundGateway {
                 if !chaukas_bus::is_connected(&nats) {
                     Err("not connected to NATS".to_owned())
                 } else if !streams_ready.load(Ordering::Relaxed) {
-                    Err("JetStream streams are not set up yet".to_owned())
+                    Err(
+                        "JetStream streams are not set up yet (`chaukas migrate` makes them)"
+                            .to_owned(),
+                    )
                 } else if !keys_loaded {
                     Err("API keys are not loaded yet".to_owned())
                 } else {

@@ -208,7 +208,11 @@ fn readiness(
                 return Err("not connected to NATS".to_owned());
             }
             if !set_up.load(Ordering::Relaxed) {
-                return Err("JetStream streams and lease bucket are not set up yet".to_owned());
+                return Err(
+                    "JetStream streams and lease bucket are not set up yet (`chaukas migrate` \
+                     makes them)"
+                        .to_owned(),
+                );
             }
             chaukas_store::server_version(&clickhouse)
                 .await
