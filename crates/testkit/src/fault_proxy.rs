@@ -40,6 +40,9 @@ pub struct FaultRate {
     pub per_million: u32,
     /// How long a stall holds a chunk.
     pub stall: Duration,
+    /// Only chunks containing one of these byte strings can be struck (none: every chunk),
+    /// and the fault is then always a stall: a test aims at one kind of statement.
+    pub only_containing: &'static [&'static str],
 }
 
 /// Counts of what the proxy did, for the test's report.
@@ -112,16 +115,26 @@ impl Drop for FaultProxy {
 }
 
 impl Shared {
-    fn draw(&self) -> Option<Fault> {
+    fn draw(&self, chunk: &[u8]) -> Option<Fault> {
         let rate = *self.rate.lock().expect("rate lock");
         if rate.per_million == 0 {
+            return None;
+        }
+        let aimed = !rate.only_containing.is_empty();
+        if aimed
+            && !rate.only_containing.iter().any(|pattern| {
+                chunk
+                    .windows(pattern.len())
+                    .any(|window| window == pattern.as_bytes())
+            })
+        {
             return None;
         }
         let mut rng = self.rng.lock().expect("rng lock");
         if rng.below(1_000_000) >= u64::from(rate.per_million) {
             return None;
         }
-        let fault = match rng.below(3) {
+        let fault = match if aimed { 1 } else { rng.below(3) } {
             0 => Fault::Cut,
             1 => Fault::Stall(rate.stall),
             _ => Fault::Blackhole,
@@ -168,7 +181,7 @@ async fn pump(
         if swallowing {
             continue;
         }
-        match shared.draw() {
+        match shared.draw(&buffer[..read]) {
             None => {}
             Some(Fault::Cut) => return,
             Some(Fault::Stall(hold)) => tokio::time::sleep(hold).await,

@@ -217,6 +217,7 @@ fn apply(action: Action, services: &mut Services, nats: &mut PrivateNats, proxy:
             per_million,
             // Past the statement timeout: the server may finish what the writer gave up on.
             stall: Duration::from_millis(STATEMENT_TIMEOUT_MS * 3 / 2),
+            only_containing: &[],
         }),
     }
 }
