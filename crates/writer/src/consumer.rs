@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::WriterSettings;
 use crate::leases::LeaseTable;
-use crate::metrics::WriterMetrics;
+use crate::metrics::{ShardLabel, WriterMetrics};
 use crate::staging::Staging;
 
 /// Messages pulled per request from JetStream.
@@ -154,14 +154,7 @@ async fn pull(
         }
         if lag_read.elapsed() >= LAG_EVERY {
             lag_read = Instant::now();
-            if let Ok(info) = consumer.clone().info().await {
-                let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
-                context
-                    .metrics
-                    .consumer_pending
-                    .get_or_create(&label)
-                    .set(pending);
-            }
+            record_lag(context, consumer, &label).await;
         }
         let pulled = consumer
             .batch()
@@ -217,6 +210,22 @@ async fn pull(
                 return Pulled::Stopped;
             }
         }
+    }
+}
+
+/// Exports how many messages of the shard wait to be delivered.
+async fn record_lag(
+    context: &ShardContext,
+    consumer: &jetstream::consumer::PullConsumer,
+    label: &ShardLabel,
+) {
+    if let Ok(info) = consumer.clone().info().await {
+        let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
+        context
+            .metrics
+            .consumer_pending
+            .get_or_create(label)
+            .set(pending);
     }
 }
 

@@ -112,25 +112,27 @@ impl Flusher {
                 }
             }
         }
+        let inserted = rows.len();
+        self.stored(&held, claimed, inserted, started).await;
+        true
+    }
+
+    /// Counts a stored batch and acks its messages.
+    async fn stored(&self, held: &[Held], claimed: Claimed, rows: usize, started: Instant) {
         self.metrics
             .insert_seconds
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.rows_inserted.inc_by(rows.len() as u64);
+        self.metrics.rows_inserted.inc_by(rows as u64);
         self.metrics
             .duplicates_skipped
             .inc_by(claimed.duplicates as u64);
-        self.metrics.batch_events.observe(rows.len() as f64);
-        tracing::debug!(
-            rows = rows.len(),
-            duplicates = claimed.duplicates,
-            "flushed"
-        );
+        self.metrics.batch_events.observe(rows as f64);
+        tracing::debug!(rows, duplicates = claimed.duplicates, "flushed");
         for index in claimed.to_ack {
             if let Err(error) = held[index].message.ack().await {
                 tracing::warn!(%error, "ack failed; the stored message is redelivered and recognised as a duplicate");
             }
         }
-        true
     }
 
     /// One attempt: stage the rows, then, if the lease still allows, move them in.
