@@ -1,6 +1,7 @@
 //! ClickHouse stalled past the writer's statement timeout (issue #13, interleaving 3): the
 //! timeout stops only the client, and the server finishes the insert when it wakes up. The
-//! retry must not store those rows a second time.
+//! retry must not store those rows a second time. Also interleaving 2: messages that come
+//! back while their own insert still runs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -67,6 +68,56 @@ async fn statements_that_commit_after_the_writer_gave_up_are_not_stored_twice() 
         proxy.counts().stalls.load(Ordering::Relaxed) > 0,
         "no statement was stalled"
     );
+    pipeline
+        .assert_stored_once(total, Duration::from_secs(120))
+        .await;
+    pipeline.stop().await;
+}
+
+/// Issue #13, interleaving 2: messages of a batch whose insert is still running come back
+/// (here: their consumer is deleted, so the writer re-creates it and gets every unstored
+/// message again) and land in the next batch, which finds their claims but not yet their
+/// rows. That batch must wait for the insert in flight before deciding what is stored, or it
+/// stores them a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_back_while_their_insert_runs_are_not_stored_twice() {
+    let upstream = chaukas_testkit::clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the harness ClickHouse is http://<ip>:<port>");
+    let proxy = FaultProxy::start(upstream, 2).await;
+    let proxied = format!("http://{}", proxy.addr);
+    let pipeline = Pipeline::start_with(|_, writer| writer.clickhouse.url = proxied).await;
+    let tenant = "tenant-in-flight";
+    let load = SteadyLoad::start(&pipeline, tenant, 100, Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Hold the statements that write `events` for 2 s (inside the 3 s statement timeout):
+    // the insert of a batch is in flight while its messages come back.
+    proxy.set_rate(FaultRate {
+        per_million: 1_000_000,
+        stall: Duration::from_secs(2),
+        only_containing: &[
+            "INSERT INTO events",
+            "INSERT%20INTO%20events",
+            "INSERT+INTO+events",
+        ],
+    });
+    let client = pipeline.nats.connect().await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(&pipeline.nats.stream)
+        .await
+        .unwrap();
+    let shard = chaukas_bus::shard_of(tenant, pipeline.nats.shards);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = stream
+            .delete_consumer(&chaukas_writer::consumer::consumer_name(shard))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_rate(FaultRate::default());
+    let total = load.stop().await;
     pipeline
         .assert_stored_once(total, Duration::from_secs(120))
         .await;

@@ -166,9 +166,11 @@ async fn pull(
         let mut messages = match pulled {
             Ok(messages) => messages,
             Err(error) => {
-                tracing::warn!(shard, %error, "cannot pull from shard consumer, retrying");
+                // The consumer may be gone (deleted by hand, lost by NATS): take the shard
+                // over again, which re-creates it and starts at the first unstored message.
+                tracing::warn!(shard, %error, "cannot pull from shard consumer; taking the shard over again");
                 tokio::time::sleep(RETRY_EVERY).await;
-                continue;
+                return Pulled::Rewind;
             }
         };
         loop {
@@ -178,9 +180,11 @@ async fn pull(
             let message = match next {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(error))) => {
-                    tracing::warn!(shard, %error, "pull failed, pulling again");
+                    // The server refused the pull (consumer deleted or lost, server going
+                    // down): take the shard over again once it answers.
+                    tracing::warn!(shard, %error, "pull failed; taking the shard over again");
                     tokio::time::sleep(RETRY_EVERY).await;
-                    break;
+                    return Pulled::Rewind;
                 }
                 Ok(None) => break,
                 Err(_) => {
