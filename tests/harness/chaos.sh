@@ -25,8 +25,8 @@ for line in sys.stdin:
 cp "$test_binary" "$WORK/chaos-test.new" && mv -f "$WORK/chaos-test.new" "$WORK/chaos-test"
 cp "$TARGET/debug/chaukas" "$WORK/chaukas.new" && mv -f "$WORK/chaukas.new" "$WORK/chaukas"
 
-export TEST_RUN_DIR="$WORK/servers" TEST_NATS_PORT=24222 TEST_NATS_MONITOR_PORT=28222
-export TEST_CLICKHOUSE_HTTP_PORT=28123 TEST_CLICKHOUSE_TCP_PORT=29000
+export TEST_RUN_DIR="$WORK/servers" TEST_NATS_PORT=34222 TEST_NATS_MONITOR_PORT=38222
+export TEST_CLICKHOUSE_HTTP_PORT=38123 TEST_CLICKHOUSE_TCP_PORT=39000
 trap 'bash tests/harness/servers.sh stop' EXIT
 eval "$(bash tests/harness/servers.sh start)"
 

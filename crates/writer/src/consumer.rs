@@ -179,6 +179,8 @@ async fn pull(
             let next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await;
             let message = match next {
                 Ok(Some(Ok(message))) => message,
+                // The next message would pass the request's byte limit: this pull is done.
+                Ok(Some(Err(error))) if error.to_string().contains("Exceeds MaxBytes") => break,
                 Ok(Some(Err(error))) => {
                     // The server refused the pull (consumer deleted or lost, server going
                     // down): take the shard over again once it answers.
