@@ -306,6 +306,7 @@ impl Loop<'_> {
         };
         // After a failed claim step the batch is retried as it is, before anything newer.
         let mut retrying = false;
+        let sweeper = tokio::spawn(sweep_stages(self.clickhouse.clone(), self.staging.clone()));
         let mut in_flight = InFlight::default();
         let mut age_check = tokio::time::interval(AGE_CHECK);
         let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
@@ -410,6 +411,20 @@ impl Loop<'_> {
             let _ = released.send(*shard);
         }
         stop_leases.cancel();
+        sweeper.abort();
         let _ = keeper.await;
+    }
+}
+
+/// Drops insert stages left behind (a failed drop, a crashed writer) once a minute.
+async fn sweep_stages(clickhouse: clickhouse::Client, staging: Arc<Staging>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match staging.sweep(&clickhouse).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "dropped insert stages left behind"),
+            Err(error) => tracing::debug!(%error, "cannot sweep insert stages now"),
+        }
     }
 }

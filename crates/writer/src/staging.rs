@@ -127,13 +127,29 @@ impl Staging {
         client: &clickhouse::Client,
         shard: u16,
     ) -> Result<usize, String> {
+        self.drop_where(client, |stage| {
+            stage.instance != self.instance && stage.shards.contains(&shard)
+        })
+        .await
+    }
+
+    /// Drops every stage older than [`SWEEP_AFTER`] (a failed drop, a crashed writer): each
+    /// holds a batch of rows in the server's memory.
+    pub async fn sweep(&self, client: &clickhouse::Client) -> Result<usize, String> {
+        self.drop_where(client, |_| false).await
+    }
+
+    async fn drop_where(
+        &self,
+        client: &clickhouse::Client,
+        also: impl Fn(&StageName<'_>) -> bool,
+    ) -> Result<usize, String> {
         let now = unix_secs();
         let mut dropped = 0;
         for name in self.bounded(events::stages(client)).await? {
             let Some(stage) = parse(&name) else { continue };
-            let foreign = stage.instance != self.instance && stage.shards.contains(&shard);
             let stale = now.saturating_sub(stage.created_secs) > SWEEP_AFTER.as_secs();
-            if foreign || stale {
+            if stale || also(&stage) {
                 self.drop_stage(client, &name).await?;
                 dropped += 1;
             }
