@@ -35,6 +35,9 @@ const PULL_BYTES: usize = 2 * 1024 * 1024;
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 /// How often a consumer's backlog is read for the lag metric.
 const LAG_EVERY: Duration = Duration::from_secs(10);
+/// Longest wait for NATS to answer a call of a shard task: a request lost with a NATS
+/// restart must not hang the shard.
+const NATS_CALL: Duration = Duration::from_secs(10);
 /// Pause before retrying after an error (NATS down, stream missing) or a stale lease.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -156,20 +159,30 @@ async fn pull(
             lag_read = Instant::now();
             record_lag(context, consumer, &label).await;
         }
-        let pulled = consumer
-            .batch()
-            .max_messages(PULL_BATCH)
-            .max_bytes(PULL_BYTES)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await;
+        let pulled = tokio::time::timeout(
+            NATS_CALL,
+            consumer
+                .batch()
+                .max_messages(PULL_BATCH)
+                .max_bytes(PULL_BYTES)
+                .expires(PULL_EXPIRES)
+                .messages(),
+        )
+        .await;
         let mut messages = match pulled {
-            Ok(messages) => messages,
-            Err(error) => {
+            Ok(Ok(messages)) => messages,
+            Ok(Err(error)) => {
                 // The consumer may be gone (deleted by hand, lost by NATS): take the shard
                 // over again, which re-creates it and starts at the first unstored message.
                 tracing::warn!(shard, %error, "cannot pull from shard consumer; taking the shard over again");
                 tokio::time::sleep(RETRY_EVERY).await;
+                return Pulled::Rewind;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    shard,
+                    "no answer to a pull request; taking the shard over again"
+                );
                 return Pulled::Rewind;
             }
         };
@@ -225,7 +238,8 @@ async fn record_lag(
     consumer: &jetstream::consumer::PullConsumer,
     label: &ShardLabel,
 ) {
-    if let Ok(info) = consumer.clone().info().await {
+    let mut consumer = consumer.clone();
+    if let Ok(Ok(info)) = tokio::time::timeout(NATS_CALL, consumer.info()).await {
         let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
         context
             .metrics
@@ -248,7 +262,10 @@ async fn take_over(context: &ShardContext, shard: u16) -> jetstream::consumer::P
                 if dropped > 0 {
                     tracing::info!(shard, dropped, "dropped the previous owner's insert stages");
                 }
-                recreate(context, shard).await
+                // Bounded: a request lost with a NATS restart must not hang the shard.
+                tokio::time::timeout(NATS_CALL, recreate(context, shard))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer from NATS in {NATS_CALL:?}")))
             }
             Err(error) => Err(error),
         };

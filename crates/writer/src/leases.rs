@@ -149,7 +149,11 @@ impl LeaseKeeper {
     /// Runs until `stop`, then deletes every lease confirmed released and the heartbeat.
     pub async fn run(mut self, stop: CancellationToken) {
         loop {
-            self.tick().await;
+            // Bounded: a NATS request lost with a restart must not stop renewals for good.
+            let bound = self.renew_every.max(Duration::from_secs(2)) * 5;
+            if tokio::time::timeout(bound, self.tick()).await.is_err() {
+                tracing::warn!("lease renewal round got no answer from NATS in time");
+            }
             let deadline = tokio::time::sleep(self.renew_every);
             tokio::pin!(deadline);
             loop {
