@@ -409,27 +409,40 @@ pub async fn http_request(
     }
 }
 
+/// The `[nats]` settings a service process needs to find `nats`' streams exactly as
+/// [`apply_bus`] made them (services refuse a bus that differs from their settings).
+pub fn nats_env(nats: &NatsConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHAUKAS_NATS__URL", nats.url.clone()),
+        ("CHAUKAS_NATS__STREAM", nats.stream.clone()),
+        ("CHAUKAS_NATS__SUBJECT_PREFIX", nats.subject_prefix.clone()),
+        (
+            "CHAUKAS_NATS__DEAD_LETTER_STREAM",
+            nats.dead_letter_stream.clone(),
+        ),
+        (
+            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
+            nats.dead_letter_subject.clone(),
+        ),
+        ("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string()),
+        (
+            "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
+            nats.dead_letter_max_bytes.to_string(),
+        ),
+        (
+            "CHAUKAS_NATS__DUPLICATE_WINDOW_SECS",
+            nats.duplicate_window_secs.to_string(),
+        ),
+    ]
+}
+
 /// A `chaukas <role>` process command (the binary at `binary`) sharing `pipeline`'s NATS
 /// stream and ClickHouse database, with the quick writer timers tests use; callers add their
 /// own settings and spawn it.
 pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::process::Command {
-    let nats = &pipeline.nats;
     let mut command = std::process::Command::new(binary);
+    command.arg(role).envs(nats_env(&pipeline.nats));
     command
-        .arg(role)
-        .env("CHAUKAS_NATS__URL", &nats.url)
-        .env("CHAUKAS_NATS__STREAM", &nats.stream)
-        .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
-        .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
-        .env(
-            "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
-            &nats.dead_letter_subject,
-        )
-        .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
-        .env(
-            "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
-            nats.dead_letter_max_bytes.to_string(),
-        )
         .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
         .env(
             "CHAUKAS_CLICKHOUSE__DATABASE",

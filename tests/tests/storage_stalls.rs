@@ -10,6 +10,19 @@ use chaukas_testkit::PrivateClickHouse;
 use chaukas_testkit::fault_proxy::{FaultProxy, FaultRate};
 use chaukas_tests::{Pipeline, SteadyLoad};
 
+/// A pipeline whose writer reaches the harness ClickHouse through a [`FaultProxy`].
+async fn behind_a_proxy(seed: u64) -> (FaultProxy, Pipeline) {
+    let upstream = chaukas_testkit::clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the harness ClickHouse is http://<ip>:<port>");
+    let proxy = FaultProxy::start(upstream, seed).await;
+    let proxied = format!("http://{}", proxy.addr);
+    let pipeline = Pipeline::start_with(|_, writer| writer.clickhouse.url = proxied).await;
+    (proxy, pipeline)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_a_stalled_clickhouse_finishes_late_are_not_stored_twice() {
     let clickhouse = PrivateClickHouse::start();
@@ -38,14 +51,7 @@ async fn inserts_a_stalled_clickhouse_finishes_late_are_not_stored_twice() {
 /// drops before retrying: a late move cannot commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_that_commit_after_the_writer_gave_up_are_not_stored_twice() {
-    let upstream = chaukas_testkit::clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("the harness ClickHouse is http://<ip>:<port>");
-    let proxy = FaultProxy::start(upstream, 13).await;
-    let proxied = format!("http://{}", proxy.addr);
-    let pipeline = Pipeline::start_with(|_, writer| writer.clickhouse.url = proxied).await;
+    let (proxy, pipeline) = behind_a_proxy(13).await;
     let load = SteadyLoad::start(&pipeline, "tenant-late", 100, Duration::from_millis(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Only the statements that write `events` (a row insert, or a move from a stage) are
@@ -81,14 +87,7 @@ async fn statements_that_commit_after_the_writer_gave_up_are_not_stored_twice() 
 /// stores them a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_back_while_their_insert_runs_are_not_stored_twice() {
-    let upstream = chaukas_testkit::clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("the harness ClickHouse is http://<ip>:<port>");
-    let proxy = FaultProxy::start(upstream, 2).await;
-    let proxied = format!("http://{}", proxy.addr);
-    let pipeline = Pipeline::start_with(|_, writer| writer.clickhouse.url = proxied).await;
+    let (proxy, pipeline) = behind_a_proxy(2).await;
     let tenant = "tenant-in-flight";
     let load = SteadyLoad::start(&pipeline, tenant, 100, Duration::from_millis(20)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -67,7 +67,6 @@ impl Services {
     }
 
     fn command(&self, role: &str, log: &str) -> Command {
-        let nats = &self.nats;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -76,23 +75,7 @@ impl Services {
         let mut command = Command::new(&self.binary);
         command
             .arg(role)
-            .env("CHAUKAS_NATS__URL", &nats.url)
-            .env("CHAUKAS_NATS__STREAM", &nats.stream)
-            .env("CHAUKAS_NATS__SUBJECT_PREFIX", &nats.subject_prefix)
-            .env("CHAUKAS_NATS__DEAD_LETTER_STREAM", &nats.dead_letter_stream)
-            .env(
-                "CHAUKAS_NATS__DEAD_LETTER_SUBJECT",
-                &nats.dead_letter_subject,
-            )
-            .env("CHAUKAS_NATS__MAX_BYTES", nats.max_bytes.to_string())
-            .env(
-                "CHAUKAS_NATS__DEAD_LETTER_MAX_BYTES",
-                nats.dead_letter_max_bytes.to_string(),
-            )
-            .env(
-                "CHAUKAS_NATS__DUPLICATE_WINDOW_SECS",
-                nats.duplicate_window_secs.to_string(),
-            )
+            .envs(crate::nats_env(&self.nats))
             .env("CHAUKAS_CLICKHOUSE__DATABASE", &self.database)
             .env(
                 "RUST_LOG",
