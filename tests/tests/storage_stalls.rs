@@ -12,12 +12,7 @@ use chaukas_tests::{Pipeline, SteadyLoad};
 
 /// A pipeline whose writer reaches the harness ClickHouse through a [`FaultProxy`].
 async fn behind_a_proxy(seed: u64) -> (FaultProxy, Pipeline) {
-    let upstream = chaukas_testkit::clickhouse_url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("the harness ClickHouse is http://<ip>:<port>");
-    let proxy = FaultProxy::start(upstream, seed).await;
+    let proxy = FaultProxy::start(chaukas_testkit::clickhouse_addr(), seed).await;
     let proxied = format!("http://{}", proxy.addr);
     let pipeline = Pipeline::start_with(|_, writer| writer.clickhouse.url = proxied).await;
     (proxy, pipeline)

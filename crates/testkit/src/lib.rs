@@ -18,6 +18,16 @@ pub fn clickhouse_url() -> String {
     std::env::var("CHAUKAS_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into())
 }
 
+/// The harness ClickHouse as a socket address, for putting a [`fault_proxy::FaultProxy`] in
+/// front of it.
+pub fn clickhouse_addr() -> std::net::SocketAddr {
+    clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the harness ClickHouse URL is http://<ip>:<port>")
+}
+
 /// NATS endpoint the harness started (`CHAUKAS_TEST_NATS_URL`).
 pub fn nats_url() -> String {
     std::env::var("CHAUKAS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".into())

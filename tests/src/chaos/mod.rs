@@ -11,7 +11,6 @@ pub mod schedule;
 pub mod services;
 pub mod workload;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -116,12 +115,6 @@ fn timeline(schedule: &Schedule) -> Vec<(Duration, Action)> {
     steps
 }
 
-fn upstream(url: &str) -> SocketAddr {
-    let host = url.trim_start_matches("http://").trim_end_matches('/');
-    host.parse()
-        .expect("the ClickHouse URL is http://<ip>:<port>")
-}
-
 /// Runs seed `seed` against the services in `binary` (the `chaukas` executable).
 pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
     let started = Instant::now();
@@ -136,7 +129,7 @@ pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
     };
     let (db, clickhouse) = crate::migrated_database(None).await;
     crate::apply_bus(&nats, services::LEASE_TTL_SECS).await;
-    let proxy = FaultProxy::start(upstream(&clickhouse.url), seed).await;
+    let proxy = FaultProxy::start(chaukas_testkit::clickhouse_addr(), seed).await;
     let mut services = Services::new(
         binary,
         nats.clone(),
