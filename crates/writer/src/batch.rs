@@ -13,6 +13,8 @@ use crate::consumer::ShardMessage;
 pub struct Held {
     /// The shard it came from.
     pub(crate) shard: u16,
+    /// The lease term it was pulled under: no write of it may start after that term.
+    pub(crate) term: u64,
     /// The JetStream message, to ack or nak.
     pub(crate) message: jetstream::Message,
     /// Its sequence in the event stream.
@@ -42,6 +44,7 @@ impl Held {
                 .map_err(|error| error.to_string());
         Self {
             shard: delivery.shard,
+            term: delivery.term,
             message: delivery.message,
             stream_seq,
             delivered,

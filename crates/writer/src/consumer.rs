@@ -45,9 +45,10 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub struct ShardMessage {
     /// Shard of the message.
     pub shard: u16,
-    /// Which of the writer's tasks for the shard pulled it: a task outliving its lease
-    /// (cancelled, not yet stopped) must not feed the next one's batch.
-    pub generation: u64,
+    /// The lease term of the task that pulled it: a task outliving its lease (cancelled,
+    /// not yet stopped) must not feed the next one's batch, and no write of it may start
+    /// once that term is over.
+    pub term: u64,
     /// The message itself, acked by the writer loop once stored.
     pub message: jetstream::Message,
 }
@@ -68,7 +69,7 @@ pub enum FromShard {
         /// The shard.
         shard: u16,
         /// The task that saw the gap.
-        generation: u64,
+        term: u64,
     },
 }
 
@@ -106,17 +107,17 @@ pub struct ShardContext {
 pub async fn consume(
     context: ShardContext,
     shard: u16,
-    generation: u64,
+    term: u64,
     sink: mpsc::Sender<FromShard>,
     stop: CancellationToken,
 ) {
     let task = async {
         loop {
             let consumer = take_over(&context, shard).await;
-            match pull(&context, shard, generation, &consumer, &sink).await {
+            match pull(&context, shard, term, &consumer, &sink).await {
                 Pulled::Stopped => return,
                 Pulled::Rewind => {
-                    let rewind = FromShard::Rewind { shard, generation };
+                    let rewind = FromShard::Rewind { shard, term };
                     if sink.send(rewind).await.is_err() {
                         return;
                     }
@@ -137,7 +138,7 @@ pub async fn consume(
 async fn pull(
     context: &ShardContext,
     shard: u16,
-    generation: u64,
+    term: u64,
     consumer: &jetstream::consumer::PullConsumer,
     sink: &mpsc::Sender<FromShard>,
 ) -> Pulled {
@@ -151,7 +152,7 @@ async fn pull(
     loop {
         // A writer that was paused past its lease must not pull from the new owner's
         // consumer: it pulls only while its lease is fresh.
-        if !context.leases.may_write(shard, margin) {
+        if !context.leases.may_write(shard, term, margin) {
             tokio::time::sleep(RETRY_EVERY).await;
             continue;
         }
@@ -222,7 +223,7 @@ async fn pull(
             expected = sequence + 1;
             let delivery = FromShard::Message(ShardMessage {
                 shard,
-                generation,
+                term,
                 message,
             });
             if sink.send(delivery).await.is_err() {

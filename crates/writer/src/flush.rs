@@ -159,9 +159,9 @@ impl Flusher {
         let mut ready = Vec::new();
         let mut waiting = Vec::new();
         for item in batch.take() {
-            if self.leases.may_write(item.shard, margin) {
+            if self.leases.may_write(item.shard, item.term, margin) {
                 ready.push(item);
-            } else if self.leases.owns(item.shard) {
+            } else if self.leases.owns(item.shard, item.term) {
                 waiting.push(item);
             } else {
                 nak(&item.message, None).await;
@@ -189,8 +189,10 @@ impl Flusher {
         let mut to_ack = Vec::with_capacity(held.len());
         let mut copies: Vec<((&str, &str), KeyCopy)> = Vec::new();
         let mut shards: HashSet<u16> = HashSet::new();
+        let mut leases: HashSet<(u16, u64)> = HashSet::new();
         for (index, item) in held.iter().enumerate() {
             shards.insert(item.shard);
+            leases.insert((item.shard, item.term));
             if item.delivered > 1 {
                 self.metrics.redeliveries.inc();
             }
@@ -281,7 +283,7 @@ impl Flusher {
                 })
             })
             .collect();
-        self.fence(&shards, margin)?;
+        self.fence(&leases, margin)?;
         self.bounded(events::insert_claims(&self.clickhouse, &claim_rows))
             .await?;
         let inserts = to_claim
@@ -293,18 +295,23 @@ impl Flusher {
             to_ack,
             inserts,
             shards,
+            leases,
             duplicates,
         })
     }
 
     /// Refuses to start a write if any shard's lease might expire before it ends.
-    pub(crate) fn fence(&self, shards: &HashSet<u16>, margin: Duration) -> Result<(), FlushError> {
-        match shards
+    pub(crate) fn fence(
+        &self,
+        leases: &HashSet<(u16, u64)>,
+        margin: Duration,
+    ) -> Result<(), FlushError> {
+        match leases
             .iter()
-            .find(|shard| !self.leases.may_write(**shard, margin))
+            .find(|(shard, term)| !self.leases.may_write(*shard, *term, margin))
         {
             None => Ok(()),
-            Some(shard) => Err(FlushError::Fenced { shard: *shard }),
+            Some((shard, _)) => Err(FlushError::Fenced { shard: *shard }),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Claimed {
     pub inserts: Vec<(usize, usize)>,
     /// Shards the batch writes.
     pub shards: HashSet<u16>,
+    /// Those shards with the lease terms their messages were pulled under.
+    pub leases: HashSet<(u16, u64)>,
     /// Copies skipped as duplicates.
     pub duplicates: usize,
 }
@@ -59,8 +61,12 @@ impl Flusher {
         let mut step = Step::Insert;
         let mut failures: i64 = 0;
         loop {
-            if let Err(error) = self.fence(&claimed.shards, margin) {
-                if claimed.shards.iter().all(|shard| self.leases.owns(*shard)) {
+            if let Err(error) = self.fence(&claimed.leases, margin) {
+                if claimed
+                    .leases
+                    .iter()
+                    .all(|(shard, term)| self.leases.owns(*shard, *term))
+                {
                     // Renewals are failing but the leases are not lost: wait. Handing the
                     // messages back now would let later ones of the same shards be stored
                     // before them.
@@ -80,7 +86,7 @@ impl Flusher {
                 Step::Verify => self.not_yet_stored(&mut rows).await.map(|()| None),
                 Step::Insert => {
                     let stage = self.staging.stage_name(&claimed.shards);
-                    match self.attempt(&rows, &stage, &claimed.shards, margin).await {
+                    match self.attempt(&rows, &stage, &claimed.leases, margin).await {
                         Ok(()) => {
                             if let Err(error) =
                                 self.staging.drop_stage(&self.clickhouse, &stage).await
@@ -140,12 +146,12 @@ impl Flusher {
         &self,
         rows: &[&EventRow],
         stage: &str,
-        shards: &HashSet<u16>,
+        leases: &HashSet<(u16, u64)>,
         margin: Duration,
     ) -> Result<(), FlushError> {
         self.bounded(events::stage_rows(&self.clickhouse, stage, rows))
             .await?;
-        self.fence(shards, margin)?;
+        self.fence(leases, margin)?;
         let query_id = Staging::move_query_id(stage);
         self.bounded(events::move_stage(&self.clickhouse, stage, &query_id))
             .await

@@ -31,8 +31,8 @@ use crate::WriterSettings;
 /// What the lease keeper tells the writer loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseEvent {
-    /// The shard is ours: start consuming it.
-    Acquired(u16),
+    /// The shard is ours, under a new lease term: start consuming it.
+    Acquired { shard: u16, term: u64 },
     /// The shard is no longer ours: stop at once, hand back what is held.
     Lost(u16),
     /// We hold more than our share: stop consuming, hand back what is held, then confirm
@@ -40,37 +40,64 @@ pub enum LeaseEvent {
     Release(u16),
 }
 
-/// When each owned shard's lease was last renewed, shared with the writer loop.
+/// When each owned shard's lease was last renewed, and under which term, shared with the
+/// writer loop.
+///
+/// A term is one unbroken holding of a lease: every acquisition starts a new one. Work is
+/// checked against the term it started under, not only the shard: a writer paused past its
+/// lease that gets the shard back before an old insert task notices the loss must not let
+/// that task write (a chaos seed stored 101 events twice that way: the new owner had stored
+/// them meanwhile).
 #[derive(Debug, Default)]
 pub struct LeaseTable {
-    renewed: Mutex<HashMap<u16, Instant>>,
+    renewed: Mutex<HashMap<u16, (Instant, u64)>>,
+    terms: std::sync::atomic::AtomicU64,
 }
 
 impl LeaseTable {
-    /// Whether a statement writing `shard` may start now.
-    pub fn may_write(&self, shard: u16, margin: Duration) -> bool {
+    /// Whether a statement writing `shard` for work of lease term `term` may start now.
+    pub fn may_write(&self, shard: u16, term: u64, margin: Duration) -> bool {
         self.renewed
             .lock()
             .expect("lease table lock")
             .get(&shard)
-            .is_some_and(|renewed| renewed.elapsed() < margin)
+            .is_some_and(|(renewed, current)| *current == term && renewed.elapsed() < margin)
     }
 
-    /// Whether this writer still holds `shard`'s lease, fresh or not: renewals may be failing
-    /// for a while (NATS away) without the lease being lost. Only a failed renewal at the
-    /// server (taken over or expired) or a release ends it.
-    pub fn owns(&self, shard: u16) -> bool {
+    /// Whether this writer still holds `shard`'s lease under `term`, fresh or not:
+    /// renewals may be failing for a while (NATS away) without the lease being lost. Only a
+    /// failed renewal at the server (taken over or expired) or a release ends it.
+    pub fn owns(&self, shard: u16, term: u64) -> bool {
         self.renewed
             .lock()
             .expect("lease table lock")
-            .contains_key(&shard)
+            .get(&shard)
+            .is_some_and(|(_, current)| *current == term)
     }
 
-    fn set(&self, shard: u16, renewed: Instant) {
+    /// Records a new acquisition of `shard`; returns its term.
+    fn acquired(&self, shard: u16, renewed: Instant) -> u64 {
+        let term = self
+            .terms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         self.renewed
             .lock()
             .expect("lease table lock")
-            .insert(shard, renewed);
+            .insert(shard, (renewed, term));
+        term
+    }
+
+    /// Records a successful renewal within the current term.
+    fn renewed(&self, shard: u16, renewed: Instant) {
+        if let Some((last, _)) = self
+            .renewed
+            .lock()
+            .expect("lease table lock")
+            .get_mut(&shard)
+        {
+            *last = renewed;
+        }
     }
 
     fn remove(&self, shard: u16) {
@@ -244,7 +271,7 @@ impl LeaseKeeper {
             {
                 Ok(revision) => {
                     self.owned.insert(shard, revision);
-                    self.table.set(shard, started);
+                    self.table.renewed(shard, started);
                 }
                 Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     tracing::warn!(shard, "shard lease lost (expired or taken over)");
@@ -296,8 +323,8 @@ impl LeaseKeeper {
                 Ok(revision) => {
                     tracing::info!(shard, "acquired shard lease");
                     self.owned.insert(shard, revision);
-                    self.table.set(shard, started);
-                    let _ = self.events.send(LeaseEvent::Acquired(shard));
+                    let term = self.table.acquired(shard, started);
+                    let _ = self.events.send(LeaseEvent::Acquired { shard, term });
                     acquired += 1;
                 }
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
@@ -307,5 +334,28 @@ impl LeaseKeeper {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_of_an_earlier_term_may_not_write_after_the_shard_comes_back() {
+        let table = LeaseTable::default();
+        let margin = Duration::from_secs(60);
+        let first = table.acquired(3, Instant::now());
+        assert!(table.may_write(3, first, margin) && table.owns(3, first));
+        table.remove(3);
+        assert!(!table.owns(3, first));
+        // Lost, then acquired again before the old task looked: its term is over.
+        let second = table.acquired(3, Instant::now());
+        assert_ne!(first, second);
+        assert!(!table.may_write(3, first, margin) && !table.owns(3, first));
+        assert!(table.may_write(3, second, margin));
+        table.renewed(3, Instant::now());
+        assert!(table.owns(3, second) && !table.owns(3, first));
+        assert!(!table.may_write(3, second, Duration::ZERO));
     }
 }

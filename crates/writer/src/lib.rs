@@ -276,13 +276,12 @@ impl Loop<'_> {
         let stop_leases = CancellationToken::new();
         let keeper = tokio::spawn(keeper.run(stop_leases.clone()));
         let (inbox, mut incoming) = mpsc::channel::<FromShard>(INBOX_MESSAGES);
-        // Each owned shard's task: its stop and its generation (what its messages carry).
+        // Each owned shard's task: its stop and its lease term (what its messages carry).
         let mut consumers: HashMap<u16, (CancellationToken, u64)> = HashMap::new();
-        let mut generations: u64 = 0;
-        let current = |consumers: &HashMap<u16, (CancellationToken, u64)>, shard, generation| {
+        let current = |consumers: &HashMap<u16, (CancellationToken, u64)>, shard, term| {
             consumers
                 .get(&shard)
-                .is_some_and(|(_, current)| *current == generation)
+                .is_some_and(|(_, current)| *current == term)
         };
         let mut batch = Batch::default();
         let mut failures: i64 = 0;
@@ -319,17 +318,16 @@ impl Loop<'_> {
                 () = &mut shutdown => break,
                 Some(event) = lease_events.recv() => {
                     match event {
-                        LeaseEvent::Acquired(shard) => {
+                        LeaseEvent::Acquired { shard, term } => {
                             let stop = CancellationToken::new();
-                            generations += 1;
                             tokio::spawn(consumer::consume(
                                 shard_context.clone(),
                                 shard,
-                                generations,
+                                term,
                                 inbox.clone(),
                                 stop.clone(),
                             ));
-                            consumers.insert(shard, (stop, generations));
+                            consumers.insert(shard, (stop, term));
                         }
                         LeaseEvent::Lost(shard) => {
                             if let Some((stop, _)) = consumers.remove(&shard) {
@@ -354,14 +352,14 @@ impl Loop<'_> {
                     false
                 }
                 Some(from_shard) = incoming.recv(), if !retrying => match from_shard {
-                    FromShard::Rewind { shard, generation } => {
-                        if current(&consumers, shard, generation) {
+                    FromShard::Rewind { shard, term } => {
+                        if current(&consumers, shard, term) {
                             batch.drop_shard(shard);
                         }
                         false
                     }
                     FromShard::Message(delivery) => {
-                        if current(&consumers, delivery.shard, delivery.generation) {
+                        if current(&consumers, delivery.shard, delivery.term) {
                             batch.push(Held::new(delivery));
                         } else {
                             // Pulled just before its shard was given up, or by a task that
@@ -397,7 +395,7 @@ impl Loop<'_> {
         }
         while let Ok(from_shard) = incoming.try_recv() {
             if let FromShard::Message(delivery) = from_shard
-                && current(&consumers, delivery.shard, delivery.generation)
+                && current(&consumers, delivery.shard, delivery.term)
             {
                 batch.push(Held::new(delivery));
             }
