@@ -216,9 +216,10 @@ pub fn every_kind_of_event(tenant: &str) -> Vec<Event> {
                 response_id: "resp-1".into(),
                 is_partial: full,
                 is_final: !full,
-                hash_prev: "00ff".into(),
-                content_hash: "abcd".into(),
-                worm_proof_id: "worm-1".into(),
+                // The server fills these (docs/audit.md); a client must send them empty.
+                hash_prev: String::new(),
+                content_hash: String::new(),
+                worm_proof_id: String::new(),
                 branch: "main".into(),
                 tags: vec!["prod".into(), "λ".into()],
                 trace_id: "trace-1".into(),

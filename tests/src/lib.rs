@@ -37,6 +37,16 @@ pub fn quick_writer_settings() -> chaukas_writer::WriterSettings {
     }
 }
 
+/// The default log name with a fresh signing key, as `make up` would make one.
+pub fn test_log_config() -> chaukas_audit::LogConfig {
+    let key = chaukas_audit::SignerKey::generate("chaukas.localhost").expect("randomness");
+    chaukas_audit::LogConfig {
+        signing_keys: Some(key.to_secret_string()),
+        checkpoint_interval_ms: 200,
+        ..chaukas_audit::LogConfig::default()
+    }
+}
+
 /// A running gateway and writer of a test's own.
 pub struct Pipeline {
     /// Where gRPC clients connect.
@@ -53,6 +63,8 @@ pub struct Pipeline {
     pub clickhouse: ClickHouseConfig,
     /// The test's streams.
     pub nats: NatsConfig,
+    /// The audit log's name and the test's own signing key.
+    pub log: chaukas_audit::LogConfig,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -91,6 +103,7 @@ impl Pipeline {
             writer: quick_writer_settings(),
             nats: nats.clone(),
             clickhouse: clickhouse.clone(),
+            log: test_log_config(),
         };
         let mut query_config = chaukas_query::QueryConfig {
             clickhouse: clickhouse.clone(),
@@ -151,6 +164,7 @@ impl Pipeline {
             db,
             clickhouse,
             nats,
+            log: writer.log.clone(),
             stops,
             tasks,
         };
@@ -455,6 +469,10 @@ pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::proce
         .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
         .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
         .env("CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED", "true")
+        .env(
+            "CHAUKAS_LOG__SIGNING_KEYS",
+            pipeline.log.signing_keys.clone().unwrap_or_default(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());

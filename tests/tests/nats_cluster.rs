@@ -116,6 +116,7 @@ async fn acknowledged_events_survive_the_whole_cluster_being_killed() {
         writer: quick_writer_settings(),
         nats,
         clickhouse: pipeline.clickhouse.clone(),
+        log: pipeline.log.clone(),
     })
     .await
     .unwrap();

@@ -7,14 +7,17 @@
 //! inclusion and consistency proofs ([`proof`]). docs/audit.md has the whole contract.
 
 pub mod checkpoint;
+mod config;
 pub mod content;
 pub mod hash;
 pub mod note;
 pub mod proof;
 pub mod tiles;
 pub mod tree;
+pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, TlogProof};
+pub use config::{KeyError, LogConfig};
 pub use hash::{Hash, leaf_hash};
 pub use note::{NoteError, SignerKey, VerifierKey};
 pub use proof::ProofError;

@@ -38,6 +38,25 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::keys::KeysCommand,
     },
+    /// The audit log's keys: `chaukas log keygen`.
+    Log {
+        #[command(subcommand)]
+        command: crate::audit_log::LogCommand,
+    },
+    /// Checks every stored event of a tenant against its signed log: recomputes content
+    /// hashes, rebuilds the tree, compares with the latest signed checkpoint (and a saved
+    /// one), names every event that does not match; exits 0 only when all holds.
+    Verify {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// A verifier key to trust (repeatable); the configured log keys' by default.
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// A signed checkpoint saved earlier: the log must still extend it.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+    },
     /// Lists or replays the messages no writer could store (the dead-letter stream).
     DeadLetters {
         #[command(subcommand)]
@@ -98,6 +117,8 @@ impl Command {
             Self::CheckConfig => "chaukas-check-config",
             Self::Keys { .. } => "chaukas-keys",
             Self::DeadLetters { .. } => "chaukas-dead-letters",
+            Self::Log { .. } => "chaukas-log",
+            Self::Verify { .. } => "chaukas-verify",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
         }

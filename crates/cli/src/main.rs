@@ -1,5 +1,6 @@
 //! `chaukas`: one binary, one image, every role chosen by subcommand.
 
+mod audit_log;
 mod cli;
 mod dead_letters;
 mod healthcheck;
@@ -91,6 +92,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
             keys::run(command, &config).await?;
+        }
+        Command::Log { command } => audit_log::run(command)?,
+        Command::Verify {
+            tenant,
+            keys,
+            checkpoint,
+        } => {
+            let config: audit_log::VerifyConfig = chaukas_common::config::load(config_file)?;
+            let request = audit_log::VerifyRequest {
+                tenant,
+                keys,
+                saved: checkpoint,
+            };
+            audit_log::verify(request, &config).await?;
         }
         Command::DeadLetters { command } => {
             let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;

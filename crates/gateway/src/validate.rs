@@ -59,6 +59,19 @@ impl fmt::Display for Rejection {
 pub fn validate(event: &Event, max_event_bytes: usize) -> Result<(), Rejection> {
     required_id("event.event_id", &event.event_id)?;
     required_id("event.tenant_id", &event.tenant_id)?;
+    for (field, value) in [
+        ("event.hash_prev", &event.hash_prev),
+        ("event.content_hash", &event.content_hash),
+        ("event.worm_proof_id", &event.worm_proof_id),
+    ] {
+        if !value.is_empty() {
+            return Err(Rejection::new(
+                field,
+                "is filled by the server (the event's place in its tenant's audit log, \
+                 see docs/audit.md); send it empty",
+            ));
+        }
+    }
     match EventType::try_from(event.r#type) {
         Ok(EventType::Unspecified) => {
             return Err(Rejection::new(
@@ -194,6 +207,23 @@ mod tests {
         let mut event = valid();
         event.r#type = 0;
         assert!(rejection(&event).starts_with("event.type must be set"));
+
+        for field in [
+            "event.hash_prev",
+            "event.content_hash",
+            "event.worm_proof_id",
+        ] {
+            let mut event = valid();
+            match field {
+                "event.hash_prev" => event.hash_prev = "00".into(),
+                "event.content_hash" => event.content_hash = "ab".into(),
+                _ => event.worm_proof_id = "1".into(),
+            }
+            assert!(
+                rejection(&event).starts_with(&format!("{field} is filled by the server")),
+                "{field}"
+            );
+        }
 
         let mut event = valid();
         event.r#type = 99;

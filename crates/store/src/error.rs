@@ -33,6 +33,23 @@ pub enum StoreError {
         /// Checksum of the SQL in this build.
         shipped: String,
     },
+    /// The audit log's tables contradict themselves.
+    #[error("the audit log is damaged: {0}")]
+    LogDamaged(#[from] LogDamage),
+}
+
+/// What is wrong with a stored log (`log_leaves`), found while reading it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogDamage {
+    /// A leaf index in the range has no row.
+    #[error("tenant {tenant:?}: leaf {index} is missing from the log")]
+    Missing { tenant: String, index: u64 },
+    /// A leaf index has two rows that differ (a fork).
+    #[error("tenant {tenant:?}: leaf {index} is recorded twice, differently")]
+    Forked { tenant: String, index: u64 },
+    /// A stored content hash is not 32 bytes.
+    #[error("tenant {tenant:?}: leaf {index} has a malformed content hash")]
+    Malformed { tenant: String, index: u64 },
 }
 
 impl StoreError {

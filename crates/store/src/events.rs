@@ -254,15 +254,24 @@ pub async fn stage_rows(
     insert_rows(client, stage, rows.iter().copied()).await
 }
 
-/// Moves the rows of `stage` into `events` in one statement, run as query `query_id`.
+/// Moves the rows of `stage` that belong to `events` partition `partition` (see
+/// [`EventRow::partition`]) into `events` in one statement, run as query `query_id`.
+///
+/// One partition per statement: an INSERT into one partition is one part, committed at
+/// once, so a failure never leaves some of a statement's leaves stored and others not; moving
+/// partitions in leaf order keeps every tenant's stored leaves a prefix of its log.
 pub async fn move_stage(
     client: &clickhouse::Client,
     stage: &str,
+    partition: u32,
     query_id: &str,
 ) -> Result<(), StoreError> {
     let stage = checked_stage(stage)?;
     let columns = <EventRow as clickhouse::Row>::COLUMN_NAMES.join(", ");
-    let statement = format!("INSERT INTO events ({columns}) SELECT {columns} FROM {stage}");
+    let statement = format!(
+        "INSERT INTO events ({columns}) SELECT {columns} FROM {stage} \
+         WHERE toYYYYMM(event_date) = {partition}"
+    );
     client
         .clone()
         .with_setting("query_id", query_id)
@@ -305,7 +314,7 @@ pub async fn stages(client: &clickhouse::Client) -> Result<Vec<String>, StoreErr
         .map_err(|source| StoreError::query(list, source))
 }
 
-async fn insert_rows<'r, T>(
+pub(crate) async fn insert_rows<'r, T>(
     client: &clickhouse::Client,
     table: &str,
     rows: impl ExactSizeIterator<Item = &'r T>,

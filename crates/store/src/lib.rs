@@ -9,13 +9,14 @@
 mod config;
 mod error;
 pub mod events;
+pub mod log;
 pub mod migrations;
 mod rows;
 pub mod search;
 mod version;
 
 pub use config::ClickHouseConfig;
-pub use error::StoreError;
+pub use error::{LogDamage, StoreError};
 pub use rows::{EventRow, timestamp_nanos};
 pub use version::ServerVersion;
 

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "query_aggregates",
         sql: include_str!("../migrations/0003_query_aggregates.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit_log",
+        sql: include_str!("../migrations/0004_audit_log.sql"),
+    },
 ];
 
 /// The table that records applied migrations.
@@ -128,6 +133,11 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
             "applying migration"
         );
         for statement in migration.statements() {
+            if let Some((table, column)) = added_column(statement)
+                && column_exists(&client, table, column).await?
+            {
+                continue;
+            }
             execute(&client, statement).await?;
         }
         let record = "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
@@ -150,6 +160,46 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
         );
     }
     Ok(report)
+}
+
+/// `(table, column)` of an `ALTER TABLE <table> ADD COLUMN <column> ...` statement.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = statement
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace)
+        .take(6)
+        .collect();
+    match words.as_slice() {
+        [alter, table_word, table, add, column_word, column]
+            if alter.eq_ignore_ascii_case("ALTER")
+                && table_word.eq_ignore_ascii_case("TABLE")
+                && add.eq_ignore_ascii_case("ADD")
+                && column_word.eq_ignore_ascii_case("COLUMN") =>
+        {
+            Some((table, column))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the current database's `table` has `column` (ClickHouse 18.16 has no
+/// `ADD COLUMN IF NOT EXISTS`).
+async fn column_exists(
+    client: &clickhouse::Client,
+    table: &str,
+    column: &str,
+) -> Result<bool, StoreError> {
+    let sql = "SELECT count() FROM system.columns \
+               WHERE database = currentDatabase() AND table = ? AND name = ?";
+    let found: u64 = client
+        .query(sql)
+        .bind(table)
+        .bind(column)
+        .fetch_one()
+        .await
+        .map_err(|source| StoreError::query(sql, source))?;
+    Ok(found > 0)
 }
 
 async fn execute(client: &clickhouse::Client, sql: &str) -> Result<(), StoreError> {
@@ -215,6 +265,22 @@ mod tests {
         assert!(statements[0].ends_with("DEFAULT ';')"));
         assert!(statements[1].starts_with("SELECT `we;ird`"));
         assert!(statements[1].ends_with("'esc\\'; still'"));
+    }
+
+    #[test]
+    fn added_columns_are_recognised_past_comments() {
+        let statements = MIGRATIONS[3].statements();
+        assert_eq!(added_column(statements[0]), Some(("events", "leaf_index")));
+        assert_eq!(
+            added_column(statements[1]),
+            Some(("events", "content_hash"))
+        );
+        assert_eq!(
+            added_column("alter table t add column c String"),
+            Some(("t", "c"))
+        );
+        assert_eq!(added_column("ALTER TABLE t DROP COLUMN c"), None);
+        assert_eq!(added_column("CREATE TABLE t (a String)"), None);
     }
 
     #[test]

@@ -50,9 +50,15 @@ pub struct EventRow {
     pub event_date: u16,
     /// Lower-cased human text for `text_query`.
     pub search_text: String,
-    /// The event's protobuf encoding.
+    /// The event's protobuf encoding; once sealed, canonical with its log fields filled.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// Its leaf index in the tenant's log, once sealed.
+    pub leaf_index: u64,
+    /// SHA-256 of its canonical encoding without the log fields (32 bytes) once sealed;
+    /// empty until then.
+    #[serde(with = "serde_bytes")]
+    pub content_hash: Vec<u8>,
 }
 
 impl EventRow {
@@ -84,7 +90,30 @@ impl EventRow {
             event_date: u16::try_from(days).expect("clamped to the u16 range"),
             search_text: search_text(event),
             payload: payload.to_vec(),
+            leaf_index: 0,
+            content_hash: Vec::new(),
         }
+    }
+}
+
+impl EventRow {
+    /// The `events` partition the row goes to: `toYYYYMM(event_date)` as ClickHouse
+    /// computes it (days since 1970-01-01 to a civil date, proleptic Gregorian).
+    pub fn partition(&self) -> u32 {
+        let days = i64::from(self.event_date) + 719_468;
+        let era = days / 146_097;
+        let day_of_era = days - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let shifted_month = (5 * day_of_year + 2) / 153;
+        let month = if shifted_month < 10 {
+            shifted_month + 3
+        } else {
+            shifted_month - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        u32::try_from(year * 100 + month).expect("a date ClickHouse can hold")
     }
 }
 
@@ -119,9 +148,16 @@ mod tests {
         assert_eq!(row.payload, b"x");
 
         event.timestamp = None;
-        let row = EventRow::new(&event, &Bytes::new(), NANOS_PER_DAY * 2 + 9);
+        let mut row = EventRow::new(&event, &Bytes::new(), NANOS_PER_DAY * 2 + 9);
         assert_eq!(row.event_time_ns, NANOS_PER_DAY * 2 + 9);
         assert_eq!(row.has_event_time, 0);
         assert_eq!(row.event_date, 2);
+        assert_eq!(row.partition(), 197001);
+        row.event_date = 20_423; // 2025-12-01
+        assert_eq!(row.partition(), 202512);
+        row.event_date = 20_422;
+        assert_eq!(row.partition(), 202511);
+        row.event_date = 11_016; // 2000-02-29
+        assert_eq!(row.partition(), 200002);
     }
 }

@@ -38,6 +38,10 @@ async fn migrate_creates_the_schema_once_and_records_it() {
         [
             "event_claims",
             "events",
+            "log_checkpoints",
+            "log_leaves",
+            "log_leaves_mv",
+            "log_tiles",
             "schema_migrations",
             "session_spans",
             "session_spans_mv",

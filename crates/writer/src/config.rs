@@ -14,6 +14,8 @@ pub struct WriterConfig {
     pub nats: NatsConfig,
     /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
     pub clickhouse: ClickHouseConfig,
+    /// The shared `[log]` section (`CHAUKAS_LOG__*`): the audit log's name and keys.
+    pub log: chaukas_audit::LogConfig,
 }
 
 /// The `[writer]` section.

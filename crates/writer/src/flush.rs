@@ -32,6 +32,7 @@ use crate::choose::{self, KeyCopy};
 use crate::insert::Claimed;
 use crate::leases::LeaseTable;
 use crate::metrics::WriterMetrics;
+use crate::sequencer::Sequencer;
 use crate::staging::Staging;
 
 /// Header naming why a message was dead-lettered.
@@ -64,6 +65,8 @@ pub struct Flusher {
     pub staging: Arc<Staging>,
     /// Where to count.
     pub metrics: Arc<WriterMetrics>,
+    /// The tenants' audit logs.
+    pub sequencer: Arc<Sequencer>,
 }
 
 /// Why a flush handed its batch back.
@@ -312,6 +315,18 @@ impl Flusher {
         {
             None => Ok(()),
             Some((shard, _)) => Err(FlushError::Fenced { shard: *shard }),
+        }
+    }
+
+    /// Bounds a step of several statements (a head read back: size, tiles, last leaf).
+    pub(crate) async fn bounded_steps<T>(
+        &self,
+        steps: impl Future<Output = Result<T, chaukas_store::StoreError>>,
+    ) -> Result<T, FlushError> {
+        let timeout = Duration::from_millis(self.settings.statement_timeout_ms * 4);
+        match tokio::time::timeout(timeout, steps).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(FlushError::Timeout(timeout)),
         }
     }
 

@@ -8,7 +8,7 @@
 //! before a retry the failed attempt's stage is dropped, so it cannot commit any more (a
 //! timeout only stops the client), and the rows it did commit are left out.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
@@ -17,6 +17,7 @@ use chaukas_store::events;
 
 use crate::batch::{Held, nak};
 use crate::flush::{FlushError, Flusher};
+use crate::sequencer::{CompletedTiles, TenantLease};
 use crate::staging::Staging;
 
 /// What the claim step decided, as indices into the held messages (the insert task owns
@@ -36,29 +37,57 @@ pub struct Claimed {
 
 /// Where a retried insert stands.
 enum Step {
+    /// Give the rows their leaves in their tenants' logs (once).
+    Seal,
     /// Drop the failed attempt's stage: then it can no longer commit.
     Settle(String),
-    /// Leave out the rows a failed attempt may have committed.
+    /// Find out which rows the failed attempt stored anyway.
     Verify,
     /// Send the rows.
     Insert,
 }
 
+/// The rows to store, moved out of the held messages in storage order (partition by
+/// partition, see `events::move_stage`), with the lease each tenant is written under.
+fn take_rows(
+    held: &mut [Held],
+    inserts: &[(usize, usize)],
+) -> (Vec<EventRow>, HashMap<String, TenantLease>) {
+    let mut contents: HashMap<usize, Vec<Option<EventRow>>> = HashMap::new();
+    let mut rows = Vec::with_capacity(inserts.len());
+    let mut leases = HashMap::new();
+    // Held messages are in stream order: leaves follow it within each partition.
+    let mut inserts = inserts.to_vec();
+    inserts.sort_unstable();
+    for (message, row) in inserts {
+        let content = contents.entry(message).or_insert_with(|| {
+            let rows = held[message].content.as_mut().map(std::mem::take);
+            rows.unwrap_or_default().into_iter().map(Some).collect()
+        });
+        if let Some(taken) = content.get_mut(row).and_then(Option::take) {
+            leases.insert(
+                taken.tenant_id.clone(),
+                (held[message].shard, held[message].term),
+            );
+            rows.push(taken);
+        }
+    }
+    rows.sort_by_key(EventRow::partition);
+    (rows, leases)
+}
+
 impl Flusher {
-    /// Inserts the claimed rows and acks; retries in place while this writer may write the
-    /// batch's shards, and hands every message back once it may not.
-    pub(crate) async fn insert(self, held: Vec<Held>, claimed: Claimed) -> bool {
+    /// Seals and inserts the claimed rows and acks; retries in place while this writer may
+    /// write the batch's shards, and hands every message back once it may not.
+    pub(crate) async fn insert(self, mut held: Vec<Held>, claimed: Claimed) -> bool {
         let margin = self
             .settings
             .fencing_margin()
             .expect("validated when the writer started");
-        let mut rows: Vec<&EventRow> = claimed
-            .inserts
-            .iter()
-            .filter_map(|(message, row)| held[*message].content.as_ref().ok()?.get(*row))
-            .collect();
+        let (mut rows, tenants) = take_rows(&mut held, &claimed.inserts);
+        let mut pending: Vec<usize> = (0..rows.len()).collect();
         let started = Instant::now();
-        let mut step = Step::Insert;
+        let mut step = Step::Seal;
         let mut failures: i64 = 0;
         loop {
             if let Err(error) = self.fence(&claimed.leases, margin) {
@@ -73,20 +102,29 @@ impl Flusher {
                     tokio::time::sleep(self.settings.retry_delay(1)).await;
                     continue;
                 }
+                self.sequencer.forget(tenants.keys().map(String::as_str));
                 self.hand_back(&held, &error).await;
                 return false;
             }
             let outcome = match &step {
+                Step::Seal => self
+                    .bounded_steps(self.sequencer.seal(&self.clickhouse, &mut rows, &tenants))
+                    .await
+                    .map(|()| None),
                 Step::Settle(stage) => self
                     .staging
                     .drop_stage(&self.clickhouse, stage)
                     .await
                     .map(|()| None)
                     .map_err(FlushError::Stage),
-                Step::Verify => self.not_yet_stored(&mut rows).await.map(|()| None),
+                Step::Verify => self
+                    .not_yet_stored(&rows, &mut pending)
+                    .await
+                    .map(|()| None),
                 Step::Insert => {
                     let stage = self.staging.stage_name(&claimed.shards);
-                    match self.attempt(&rows, &stage, &claimed.leases, margin).await {
+                    let batch: Vec<&EventRow> = pending.iter().map(|i| &rows[*i]).collect();
+                    match self.attempt(&batch, &stage, &claimed.leases, margin).await {
                         Ok(()) => {
                             if let Err(error) =
                                 self.staging.drop_stage(&self.clickhouse, &stage).await
@@ -96,7 +134,7 @@ impl Flusher {
                             break;
                         }
                         Err(error) => {
-                            tracing::warn!(%error, rows = rows.len(), "insert failed; retrying in place");
+                            tracing::warn!(%error, rows = batch.len(), "insert failed; retrying in place");
                             Ok(Some(Step::Settle(stage)))
                         }
                     }
@@ -118,9 +156,20 @@ impl Flusher {
                 }
             }
         }
-        let inserted = rows.len();
-        self.stored(&held, claimed, inserted, started).await;
+        self.cache_tiles(self.sequencer.stored(&rows)).await;
+        self.stored(&held, claimed, rows.len(), started).await;
         true
+    }
+
+    /// Caches the full tiles a batch completed; best effort (a missing tile is computed
+    /// from the leaves when read).
+    async fn cache_tiles(&self, completed: CompletedTiles) {
+        for (tenant, tiles) in completed {
+            let saving = chaukas_store::log::save_tiles(&self.clickhouse, &tenant, &tiles);
+            if let Err(error) = self.bounded(saving).await {
+                tracing::debug!(%error, tenant, "tiles not cached; computed when read");
+            }
+        }
     }
 
     /// Counts a stored batch and acks its messages.
@@ -141,7 +190,8 @@ impl Flusher {
         }
     }
 
-    /// One attempt: stage the rows, then, if the lease still allows, move them in.
+    /// One attempt: stage the rows, then, while the lease allows, move them in one
+    /// partition at a time, in storage (leaf) order.
     async fn attempt(
         &self,
         rows: &[&EventRow],
@@ -151,17 +201,36 @@ impl Flusher {
     ) -> Result<(), FlushError> {
         self.bounded(events::stage_rows(&self.clickhouse, stage, rows))
             .await?;
-        self.fence(leases, margin)?;
-        let query_id = Staging::move_query_id(stage);
-        self.bounded(events::move_stage(&self.clickhouse, stage, &query_id))
-            .await
+        let partitions: BTreeSet<u32> = rows.iter().map(|row| row.partition()).collect();
+        for partition in partitions {
+            self.fence(leases, margin)?;
+            let query_id = Staging::move_query_id(stage, partition);
+            self.bounded(events::move_stage(
+                &self.clickhouse,
+                stage,
+                partition,
+                &query_id,
+            ))
+            .await?;
+        }
+        Ok(())
     }
 
-    /// Drops from `rows` those `events` already has: a failed attempt may have committed
-    /// before its error reached the client.
-    async fn not_yet_stored(&self, rows: &mut Vec<&EventRow>) -> Result<(), FlushError> {
-        let stored = self.bounded(events::stored(&self.clickhouse, rows)).await?;
-        rows.retain(|row| !stored.contains(&(row.tenant_id.clone(), row.event_id.clone())));
+    /// Drops from `pending` the rows `events` already has: a failed attempt may have
+    /// committed before its error reached the client.
+    async fn not_yet_stored(
+        &self,
+        rows: &[EventRow],
+        pending: &mut Vec<usize>,
+    ) -> Result<(), FlushError> {
+        let batch: Vec<&EventRow> = pending.iter().map(|i| &rows[*i]).collect();
+        let stored = self
+            .bounded(events::stored(&self.clickhouse, &batch))
+            .await?;
+        pending.retain(|i| {
+            let row = &rows[*i];
+            !stored.contains(&(row.tenant_id.clone(), row.event_id.clone()))
+        });
         Ok(())
     }
 

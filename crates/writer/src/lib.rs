@@ -15,6 +15,7 @@ pub mod flush;
 mod insert;
 pub mod leases;
 mod metrics;
+mod sequencer;
 mod staging;
 
 use std::collections::HashMap;
@@ -61,6 +62,9 @@ pub enum WriterError {
     /// The ClickHouse settings are unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log's keys are unusable.
+    #[error(transparent)]
+    Keys(#[from] chaukas_audit::KeyError),
     /// Settings that contradict each other.
     #[error("invalid [writer] configuration: {0}")]
     InvalidConfig(String),
@@ -78,6 +82,8 @@ pub struct BoundWriter {
     settings: WriterSettings,
     registry: Arc<Registry>,
     metrics: Arc<WriterMetrics>,
+    sequencer: Arc<sequencer::Sequencer>,
+    checkpoint_every: Duration,
 }
 
 /// Checks the configuration, binds the HTTP port and starts connecting to NATS; neither
@@ -90,6 +96,13 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         .map_err(WriterError::InvalidConfig)?;
     let mut registry = Registry::default();
     let metrics = Arc::new(WriterMetrics::register(&mut registry));
+    let signers = config.log.signers()?;
+    if signers.is_empty() {
+        tracing::warn!(
+            "no log signing key configured (log.signing_key_file): events are sealed into their tenants' logs, but no checkpoint is signed"
+        );
+    }
+    let sequencer = Arc::new(sequencer::Sequencer::new(config.log.name.clone(), signers));
     let nats_client = config.nats.connect().await?;
     config.nats.refuse_mismatch(&nats_client).await?;
     Ok(BoundWriter {
@@ -100,6 +113,8 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         settings: config.writer.clone(),
         registry: Arc::new(registry),
         metrics,
+        sequencer,
+        checkpoint_every: Duration::from_millis(config.log.checkpoint_interval_ms.max(50)),
     })
 }
 
@@ -172,8 +187,17 @@ impl BoundWriter {
                 nats: &self.nats,
                 settings: &self.settings,
                 metrics: &self.metrics,
+                sequencer: self.sequencer.clone(),
             };
+            let checkpoints = tokio::spawn(sequencer::checkpoint_loop(
+                self.sequencer.clone(),
+                self.clickhouse.clone(),
+                self.checkpoint_every,
+            ));
             writer.run(kv, shutdown).await;
+            // The last batch's checkpoint, then stop signing.
+            tokio::time::sleep(self.checkpoint_every * 2).await;
+            checkpoints.abort();
         }
         stop_http.cancel();
         let _ = backlog.await;
@@ -260,6 +284,7 @@ struct Loop<'a> {
     nats: &'a NatsConfig,
     settings: &'a WriterSettings,
     metrics: &'a Arc<WriterMetrics>,
+    sequencer: Arc<sequencer::Sequencer>,
 }
 
 impl Loop<'_> {
@@ -293,6 +318,7 @@ impl Loop<'_> {
             leases: table.clone(),
             staging: self.staging.clone(),
             metrics: self.metrics.clone(),
+            sequencer: self.sequencer.clone(),
         };
         let shard_context = ShardContext {
             jetstream: self.jetstream.clone(),

@@ -92,9 +92,9 @@ impl Staging {
         )
     }
 
-    /// The query id of the move out of `stage`.
-    pub fn move_query_id(stage: &str) -> String {
-        format!("chaukas-move-{stage}")
+    /// The query id of the move of `partition` out of `stage`.
+    pub fn move_query_id(stage: &str, partition: u32) -> String {
+        format!("chaukas-move-{stage}-{partition}")
     }
 
     async fn bounded<T>(

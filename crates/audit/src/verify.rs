@@ -1,0 +1,210 @@
+//! Checking a tenant's stored events against its log and a signed checkpoint, trusting
+//! nothing the store says about itself: every content hash is recomputed from the event,
+//! the tree is rebuilt from the recomputed hashes, and each disagreement names the event.
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::Checkpoint;
+use crate::content::check_sealed;
+use crate::hash::{Hash, leaf_hash, to_hex};
+use crate::tree::TreeEdge;
+
+/// One stored event as read back: what the row says and the payload itself.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The event id column.
+    pub event_id: String,
+    /// The `leaf_index` column.
+    pub leaf_index: u64,
+    /// The `content_hash` column: 32 bytes, or empty for an event in no log.
+    pub content_hash: Vec<u8>,
+    /// The stored encoding.
+    pub payload: Vec<u8>,
+}
+
+/// One thing that does not hold, with the event and leaf it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The payload does not decode.
+    Unreadable { event_id: String },
+    /// The event is in no log: stored before the log existed, or inserted by hand.
+    Unsealed { event_id: String },
+    /// The event's content no longer hashes to what was recorded: it was changed.
+    ContentChanged { event_id: String, leaf: u64 },
+    /// The event's own log fields disagree with its row.
+    FieldsDisagree { event_id: String, leaf: u64 },
+    /// Two events claim one leaf.
+    DuplicateLeaf { leaf: u64, event_ids: Vec<String> },
+    /// No event holds this leaf of the checkpointed tree: deleted.
+    MissingLeaf { leaf: u64 },
+    /// The event's `hash_prev` is not the previous leaf's content hash: reordered or
+    /// replaced around it.
+    ChainBroken { event_id: String, leaf: u64 },
+    /// The stored leaves do not hash to the signed root: a leaf was replaced together with
+    /// its recorded hashes (which one, only an older checkpoint or proof can tell).
+    RootMismatch { size: u64 },
+    /// The signed checkpoint covers more leaves than are stored: the log was rolled back.
+    Truncated { size: u64, stored: u64 },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreadable { event_id } => write!(f, "event {event_id}: payload does not decode"),
+            Self::Unsealed { event_id } => write!(
+                f,
+                "event {event_id}: in no log (stored before the log existed, or inserted by hand)"
+            ),
+            Self::ContentChanged { event_id, leaf } => write!(
+                f,
+                "event {event_id} (leaf {leaf}): content changed since it was logged"
+            ),
+            Self::FieldsDisagree { event_id, leaf } => write!(
+                f,
+                "event {event_id} (leaf {leaf}): its log fields disagree with its row"
+            ),
+            Self::DuplicateLeaf { leaf, event_ids } => write!(
+                f,
+                "leaf {leaf}: claimed by several events: {}",
+                event_ids.join(", ")
+            ),
+            Self::MissingLeaf { leaf } => write!(f, "leaf {leaf}: no stored event (deleted)"),
+            Self::ChainBroken { event_id, leaf } => write!(
+                f,
+                "event {event_id} (leaf {leaf}): hash_prev is not the previous leaf's content hash (reordered or replaced)"
+            ),
+            Self::RootMismatch { size } => write!(
+                f,
+                "the stored leaves do not hash to the signed root at size {size}"
+            ),
+            Self::Truncated { size, stored } => write!(
+                f,
+                "the checkpoint covers {size} leaves but only {stored} are stored (rolled back)"
+            ),
+        }
+    }
+}
+
+/// What the audit keeps of an event holding a leaf.
+struct Leaf {
+    event_id: String,
+    recomputed: Hash,
+    recorded: Hash,
+    hash_prev: Option<Option<Hash>>,
+}
+
+/// What [`audit`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// Events read.
+    pub events: usize,
+    /// Leaves covered by the checkpoint and checked against its root.
+    pub checked: u64,
+    /// Leaves stored after the checkpoint (not yet covered; checked for content only).
+    pub newer: u64,
+    /// Root of the checkpointed prefix as rebuilt.
+    pub root: Hash,
+    /// Everything that does not hold; empty when the log is intact.
+    pub findings: Vec<Finding>,
+}
+
+/// Checks `events` (any order) against `checkpoint`.
+pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
+    let count = events.len();
+    let mut findings = Vec::new();
+    let mut leaves: BTreeMap<u64, Vec<Leaf>> = BTreeMap::new();
+    for event in events {
+        if event.content_hash.is_empty() {
+            findings.push(Finding::Unsealed {
+                event_id: event.event_id,
+            });
+            continue;
+        }
+        let Ok(check) = check_sealed(&event.payload) else {
+            findings.push(Finding::Unreadable {
+                event_id: event.event_id,
+            });
+            continue;
+        };
+        let leaf = event.leaf_index;
+        if check.claimed != Some(check.recomputed) || event.content_hash != check.recomputed {
+            findings.push(Finding::ContentChanged {
+                event_id: event.event_id.clone(),
+                leaf,
+            });
+        } else if check.leaf_index != Some(leaf) {
+            findings.push(Finding::FieldsDisagree {
+                event_id: event.event_id.clone(),
+                leaf,
+            });
+        }
+        // The chain follows the recorded hash, so a changed event is blamed alone; the tree
+        // is built from the recomputed one, so a recorded hash rewritten with it still fails
+        // against the signed root.
+        let recorded = Hash::try_from(event.content_hash.as_slice()).unwrap_or(check.recomputed);
+        leaves.entry(leaf).or_default().push(Leaf {
+            event_id: event.event_id,
+            recomputed: check.recomputed,
+            recorded,
+            hash_prev: check.previous,
+        });
+    }
+    let mut edge = TreeEdge::empty();
+    let mut previous: Option<Hash> = None;
+    let mut root = edge.root();
+    let mut expected = 0u64;
+    for (leaf, holders) in &leaves {
+        while expected < *leaf {
+            findings.push(Finding::MissingLeaf { leaf: expected });
+            expected += 1;
+        }
+        if holders.len() > 1 {
+            findings.push(Finding::DuplicateLeaf {
+                leaf: *leaf,
+                event_ids: holders.iter().map(|h| h.event_id.clone()).collect(),
+            });
+        }
+        let holder = &holders[0];
+        if holder.hash_prev != Some(previous) {
+            findings.push(Finding::ChainBroken {
+                event_id: holder.event_id.clone(),
+                leaf: *leaf,
+            });
+        }
+        previous = Some(holder.recorded);
+        if *leaf < checkpoint.size {
+            edge.append(leaf_hash(&holder.recomputed));
+            if edge.size() == checkpoint.size {
+                root = edge.root();
+            }
+        }
+        expected = leaf + 1;
+    }
+    let stored = leaves.keys().next_back().map_or(0, |last| last + 1);
+    if stored < checkpoint.size {
+        findings.push(Finding::Truncated {
+            size: checkpoint.size,
+            stored,
+        });
+    } else if edge.size() == checkpoint.size && root != checkpoint.root {
+        findings.push(Finding::RootMismatch {
+            size: checkpoint.size,
+        });
+    }
+    Audit {
+        events: count,
+        checked: edge.size(),
+        newer: stored.saturating_sub(checkpoint.size),
+        root,
+        findings,
+    }
+}
+
+/// Short hex of a hash, for messages.
+pub fn short(hash: &Hash) -> String {
+    to_hex(&hash[..6])
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -1,0 +1,167 @@
+//! Every kind of tampering the audit must name.
+
+use chaukas_proto::common::v1::Event;
+use prost::Message;
+
+use super::*;
+use crate::content::{LogPlace, seal};
+
+/// A sealed log of `n` events and the checkpoint over all of them.
+fn sealed_log(n: u64) -> (Vec<StoredEvent>, Checkpoint) {
+    let mut edge = TreeEdge::empty();
+    let mut previous = None;
+    let mut events = Vec::new();
+    for leaf_index in 0..n {
+        let mut event = Event {
+            event_id: format!("e{leaf_index}"),
+            tenant_id: "t".into(),
+            agent_name: format!("agent {leaf_index}"),
+            ..Event::default()
+        };
+        let (hash, payload) = seal(
+            &mut event,
+            LogPlace {
+                leaf_index,
+                previous,
+            },
+        );
+        edge.append(leaf_hash(&hash));
+        previous = Some(hash);
+        events.push(StoredEvent {
+            event_id: event.event_id,
+            leaf_index,
+            content_hash: hash.to_vec(),
+            payload,
+        });
+    }
+    let checkpoint = Checkpoint {
+        origin: "chaukas.localhost/t".into(),
+        size: n,
+        root: edge.root(),
+    };
+    (events, checkpoint)
+}
+
+/// Re-encodes event `i` after `change`, keeping its log fields as they were.
+fn edit(events: &mut [StoredEvent], i: usize, change: impl FnOnce(&mut Event)) {
+    let mut event = Event::decode(events[i].payload.as_slice()).unwrap();
+    change(&mut event);
+    events[i].payload = event.encode_to_vec();
+}
+
+#[test]
+fn an_intact_log_has_no_findings_and_newer_leaves_are_not_blamed() {
+    let (events, checkpoint) = sealed_log(300);
+    let audit = audit(events.clone(), &checkpoint);
+    assert_eq!(audit.findings, vec![]);
+    assert_eq!(
+        (audit.checked, audit.newer, audit.root),
+        (300, 0, checkpoint.root)
+    );
+    let older = Checkpoint {
+        size: 0,
+        ..checkpoint.clone()
+    };
+    assert_eq!(super::audit(events, &older).newer, 300);
+}
+
+#[test]
+fn a_changed_field_is_named() {
+    let (mut events, checkpoint) = sealed_log(10);
+    edit(&mut events, 4, |e| e.agent_name = "someone else".into());
+    let findings = audit(events, &checkpoint).findings;
+    assert!(
+        findings.contains(&Finding::ContentChanged {
+            event_id: "e4".into(),
+            leaf: 4
+        }),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_deleted_row_is_a_missing_leaf() {
+    let (mut events, checkpoint) = sealed_log(10);
+    events.remove(6);
+    let findings = audit(events, &checkpoint).findings;
+    assert!(
+        findings.contains(&Finding::MissingLeaf { leaf: 6 }),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_forged_row_is_named_whatever_it_pretends() {
+    let (mut events, checkpoint) = sealed_log(10);
+    let mut forged = events[3].clone();
+    forged.event_id = "forged".into();
+    events.push(forged.clone());
+    let findings = audit(events.clone(), &checkpoint).findings;
+    assert!(findings.iter().any(|f| matches!(f, Finding::DuplicateLeaf { leaf: 3, event_ids } if event_ids.contains(&"forged".to_owned()))), "{findings:?}");
+    // Without log fields it is an unsealed row.
+    events.pop();
+    forged.content_hash.clear();
+    events.push(forged);
+    assert!(
+        audit(events, &checkpoint)
+            .findings
+            .contains(&Finding::Unsealed {
+                event_id: "forged".into()
+            })
+    );
+}
+
+#[test]
+fn swapped_events_break_the_chain() {
+    let (mut events, checkpoint) = sealed_log(10);
+    // Swap leaves 2 and 5, rows and fields alike.
+    let (two, five) = (events[2].leaf_index, events[5].leaf_index);
+    events[2].leaf_index = five;
+    events[5].leaf_index = two;
+    edit(&mut events, 2, |e| e.worm_proof_id = five.to_string());
+    edit(&mut events, 5, |e| e.worm_proof_id = two.to_string());
+    let findings = audit(events, &checkpoint).findings;
+    assert!(
+        findings
+            .iter()
+            .any(|f| matches!(f, Finding::ChainBroken { .. })),
+        "{findings:?}"
+    );
+    assert!(
+        findings.contains(&Finding::RootMismatch { size: 10 }),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_rollback_and_a_rewrite_with_fresh_hashes_are_caught_by_the_checkpoint() {
+    let (mut events, checkpoint) = sealed_log(10);
+    events.truncate(7);
+    assert!(
+        audit(events, &checkpoint)
+            .findings
+            .contains(&Finding::Truncated {
+                size: 10,
+                stored: 7
+            })
+    );
+
+    // A rewrite that recomputes the changed event's hash and fixes the next one's hash_prev:
+    // each row is self-consistent, only the signed root disagrees.
+    let (mut events, checkpoint) = sealed_log(10);
+    let mut event = Event::decode(events[4].payload.as_slice()).unwrap();
+    event.agent_name = "rewritten".into();
+    let previous = crate::hash::hash_from_hex(&event.hash_prev);
+    let (hash, payload) = seal(
+        &mut event,
+        LogPlace {
+            leaf_index: 4,
+            previous,
+        },
+    );
+    events[4].payload = payload;
+    events[4].content_hash = hash.to_vec();
+    edit(&mut events, 5, |e| e.hash_prev = to_hex(&hash));
+    let findings = audit(events, &checkpoint).findings;
+    assert_eq!(findings, vec![Finding::RootMismatch { size: 10 }]);
+}
