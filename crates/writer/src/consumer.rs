@@ -38,6 +38,8 @@ const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait for NATS to answer a call of a shard task: a request lost with a NATS
 /// restart must not hang the shard.
 const NATS_CALL: Duration = Duration::from_secs(10);
+/// How long a shard task waits for a fresh lease before saying so (and again after as long).
+pub const STALE_WARNING: Duration = Duration::from_secs(15);
 /// Pause before retrying after an error (NATS down, stream missing) or a stale lease.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -149,13 +151,20 @@ async fn pull(
     let label = [("shard", shard.to_string())];
     let mut lag_read = Instant::now() - LAG_EVERY;
     let mut expected = 1;
+    let mut stale_since: Option<Instant> = None;
     loop {
         // A writer that was paused past its lease must not pull from the new owner's
         // consumer: it pulls only while its lease is fresh.
         if !context.leases.may_write(shard, term, margin) {
+            let since = *stale_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STALE_WARNING {
+                tracing::warn!(shard, term, lease = ?context.leases.describe(shard), "not pulling: the lease has not been fresh for a while");
+                stale_since = Some(Instant::now());
+            }
             tokio::time::sleep(RETRY_EVERY).await;
             continue;
         }
+        stale_since = None;
         if lag_read.elapsed() >= LAG_EVERY {
             lag_read = Instant::now();
             record_lag(context, consumer, &label).await;

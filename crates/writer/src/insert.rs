@@ -89,6 +89,7 @@ impl Flusher {
         let started = Instant::now();
         let mut step = Step::Seal;
         let mut failures: i64 = 0;
+        let mut waiting_since: Option<Instant> = None;
         loop {
             if let Err(error) = self.fence(&claimed.leases, margin) {
                 if claimed
@@ -99,6 +100,16 @@ impl Flusher {
                     // Renewals are failing but the leases are not lost: wait. Handing the
                     // messages back now would let later ones of the same shards be stored
                     // before them.
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= crate::consumer::STALE_WARNING {
+                        let leases: Vec<_> = claimed
+                            .leases
+                            .iter()
+                            .map(|(shard, term)| (shard, term, self.leases.describe(*shard)))
+                            .collect();
+                        tracing::warn!(?leases, "insert waiting for a fresh lease for a while");
+                        waiting_since = Some(Instant::now());
+                    }
                     tokio::time::sleep(self.settings.retry_delay(1)).await;
                     continue;
                 }

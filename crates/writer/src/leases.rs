@@ -75,6 +75,15 @@ impl LeaseTable {
             .is_some_and(|(_, current)| *current == term)
     }
 
+    /// The current term of `shard` and how long ago it was last renewed, for diagnostics.
+    pub fn describe(&self, shard: u16) -> Option<(u64, Duration)> {
+        self.renewed
+            .lock()
+            .expect("lease table lock")
+            .get(&shard)
+            .map(|(renewed, term)| (*term, renewed.elapsed()))
+    }
+
     /// Records a new acquisition of `shard`; returns its term.
     fn acquired(&self, shard: u16, renewed: Instant) -> u64 {
         let term = self

@@ -406,6 +406,13 @@ impl Loop<'_> {
                 } else {
                     failures += 1;
                     retrying = !batch.is_empty();
+                    if failures % 20 == 0 {
+                        tracing::warn!(
+                            failures,
+                            messages = batch.messages(),
+                            "flushes keep failing"
+                        );
+                    }
                     let pause = self.settings.retry_delay(failures);
                     tokio::select! {
                         () = &mut shutdown => break,

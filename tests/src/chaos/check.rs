@@ -139,3 +139,55 @@ async fn check_aggregates(
         }
     }
 }
+
+/// Every tenant's log verifies: once the writers have signed a checkpoint covering all its
+/// stored events, each event recomputes to its leaf, the leaves run from 0 without gaps or
+/// repeats, and they hash to the signed root.
+pub async fn logs_intact(
+    client: &clickhouse::Client,
+    log: &chaukas_audit::LogConfig,
+) -> Vec<String> {
+    let trusted = log.verifiers().expect("the run's key");
+    let tenants: Vec<String> = client
+        .query("SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id")
+        .fetch_all()
+        .await
+        .expect("read the tenants");
+    let mut violations = Vec::new();
+    for tenant in tenants {
+        let events = chaukas_store::log::sealed_events(client, &tenant)
+            .await
+            .expect("read the tenant's events");
+        let size = events.len() as u64;
+        let origin = chaukas_audit::origin(&log.name, &tenant);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let checkpoint = loop {
+            let latest = chaukas_store::log::latest_checkpoint(client, &tenant)
+                .await
+                .expect("read the checkpoint")
+                .and_then(|row| chaukas_audit::Checkpoint::open(&row.note, &trusted, &origin).ok());
+            match latest {
+                Some(checkpoint) if checkpoint.size >= size => break Some(checkpoint),
+                _ if std::time::Instant::now() > deadline => break None,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        };
+        let Some(checkpoint) = checkpoint else {
+            violations.push(format!(
+                "tenant {tenant}: no signed checkpoint covering its {size} events"
+            ));
+            continue;
+        };
+        let audit = chaukas_audit::verify::audit(events, &checkpoint);
+        for finding in audit.findings.iter().take(5) {
+            violations.push(format!("tenant {tenant} log: {finding}"));
+        }
+        if checkpoint.size != size {
+            violations.push(format!(
+                "tenant {tenant}: checkpoint covers {} leaves, {size} events stored",
+                checkpoint.size
+            ));
+        }
+    }
+    violations
+}

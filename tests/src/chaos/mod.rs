@@ -168,6 +168,9 @@ pub async fn run_seed(binary: &str, seed: u64, profile: Profile) -> Report {
     if let Err(problem) = dead_letters_accounted(&nats).await {
         verdict.violations.push(problem);
     }
+    let logs_checked =
+        check::logs_intact(&clickhouse.client().expect("client"), &services.log).await;
+    verdict.violations.extend(logs_checked);
     let counts = proxy.counts();
     let proxy_faults = (
         counts.cuts.load(Ordering::Relaxed),

@@ -35,6 +35,8 @@ pub struct Services {
     logs: PathBuf,
     gateway: Option<Child>,
     writers: Vec<Writer>,
+    /// The run's audit log settings, with a signing key of its own.
+    pub log: chaukas_audit::LogConfig,
 }
 
 /// One writer process and whether it is paused.
@@ -63,6 +65,7 @@ impl Services {
             logs: logs.to_owned(),
             gateway: None,
             writers: Vec::new(),
+            log: crate::test_log_config(),
         }
     }
 
@@ -77,6 +80,14 @@ impl Services {
             .arg(role)
             .envs(crate::nats_env(&self.nats))
             .env("CHAUKAS_CLICKHOUSE__DATABASE", &self.database)
+            .env(
+                "CHAUKAS_LOG__SIGNING_KEYS",
+                self.log.signing_keys.clone().unwrap_or_default(),
+            )
+            .env(
+                "CHAUKAS_LOG__CHECKPOINT_INTERVAL_MS",
+                self.log.checkpoint_interval_ms.to_string(),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("CHAUKAS_CHAOS_LOG").unwrap_or_else(|_| "info".into()),
