@@ -31,5 +31,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Our codec: decode errors are INVALID_ARGUMENT, batches are counted before decoding.
         .codec_path("crate::codec::GuardedCodec")
         .compile_fds(descriptors)?;
+
+    // Internal services: compiled apart, so the descriptor set above stays exactly the
+    // public contract.
+    let internal = protox::compile(["chaukas/internal/v1/audit_log.proto"], [&proto_root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::codec::GuardedCodec")
+        .compile_fds(internal)?;
     Ok(())
 }

@@ -99,14 +99,16 @@ impl Pipeline {
         gateway.gateway.allow_unauthenticated = true;
         gateway.gateway.grpc_listen = "127.0.0.1:0".into();
         gateway.gateway.http_listen = "127.0.0.1:0".into();
+        let log = test_log_config();
         let mut writer = WriterConfig {
             writer: quick_writer_settings(),
             nats: nats.clone(),
             clickhouse: clickhouse.clone(),
-            log: test_log_config(),
+            log: log.clone(),
         };
         let mut query_config = chaukas_query::QueryConfig {
             clickhouse: clickhouse.clone(),
+            log,
             ..chaukas_query::QueryConfig::default()
         };
         query_config.query.grpc_listen = "127.0.0.1:0".into();
@@ -374,7 +376,7 @@ impl HttpResponse {
     }
 }
 
-/// Sends one HTTP/1.0 request with `headers` and `body`.
+/// An HTTP/1.0 request; the response with its body as text.
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -382,13 +384,25 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    let (status, headers, body) = http_raw(addr, method, path, headers, body).await;
+    HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// An HTTP/1.0 request; status (0: nothing listens), lower-cased headers and the raw body.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return HttpResponse {
-            status: 0,
-            headers: Vec::new(),
-            body: String::new(),
-        };
+        return (0, Vec::new(), Vec::new());
     };
     let mut request = format!(
         "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
@@ -402,25 +416,23 @@ pub async fn http_request(
     stream.write_all(body).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
-    let response = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    (status, headers, body)
 }
 
 /// The `[nats]` settings a service process needs to find `nats`' streams exactly as

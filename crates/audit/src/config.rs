@@ -20,6 +20,9 @@ pub struct LogConfig {
     /// The signing keys themselves, one per line, instead of a file (for an environment
     /// variable filled from a secret). A secret: never logged.
     pub signing_keys: Option<String>,
+    /// Verifier keys (`<name>+<id>+<key>`, one per line) for services that check and serve
+    /// checkpoints without holding the signing key; derived from the signing keys if unset.
+    pub verifier_keys: Option<String>,
     /// How often the writer signs a checkpoint for each tenant whose log grew, in ms.
     pub checkpoint_interval_ms: u64,
 }
@@ -30,6 +33,7 @@ impl Default for LogConfig {
             name: "chaukas.localhost".into(),
             signing_key_file: None,
             signing_keys: None,
+            verifier_keys: None,
             checkpoint_interval_ms: 500,
         }
     }
@@ -103,8 +107,24 @@ impl LogConfig {
         Ok(keys)
     }
 
-    /// The verifier keys of the configured signing keys.
+    /// The configured verifier keys, or those of the signing keys.
     pub fn verifiers(&self) -> Result<Vec<VerifierKey>, KeyError> {
-        Ok(self.signers()?.iter().map(SignerKey::verifier).collect())
+        let Some(text) = &self.verifier_keys else {
+            return Ok(self.signers()?.iter().map(SignerKey::verifier).collect());
+        };
+        let mut keys = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            keys.push(
+                VerifierKey::parse(line).map_err(|source| KeyError::Malformed {
+                    line: number + 1,
+                    source,
+                })?,
+            );
+        }
+        Ok(keys)
     }
 }

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Extension, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -61,6 +61,8 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/query", post(query))
         .route("/v1/stats", post(stats))
         .route("/v1/capabilities", get(capabilities))
+        .route("/v1/log/key", get(log_key))
+        .route("/v1/log/{tenant}/{*resource}", get(log_resource))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_budget))
         .with_state(state)
         .merge(health_routes)
@@ -409,6 +411,53 @@ impl From<tonic::Status> for HttpError {
     fn from(status: tonic::Status) -> Self {
         Self::new(ErrorKind::of_status(&status), status.message())
     }
+}
+
+/// `GET /v1/log/key`: the log's verifier key(s), one per line (docs/audit.md).
+async fn log_key(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Query)?;
+    let resource = state
+        .service
+        .log_resource(&access, String::new(), "key".into())
+        .await?;
+    Ok(log_answer(resource))
+}
+
+/// `GET /v1/log/{tenant}/...`: the tenant's checkpoint, C2SP tiles, entry bundles and
+/// proofs (docs/audit.md); the tenant (percent-decoded) must be the key's.
+async fn log_resource(
+    State(state): State<HttpState>,
+    Path((tenant, resource)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Query)?;
+    let resource = state
+        .service
+        .log_resource(&access, tenant, resource)
+        .await?;
+    Ok(log_answer(resource))
+}
+
+fn log_answer(resource: chaukas_proto::internal::v1::LogResourceResponse) -> Response {
+    let cache = match resource.max_age_secs {
+        0 => "no-store".to_owned(),
+        secs => format!("public, max-age={secs}, immutable"),
+    };
+    let content_type = match resource.content_type.as_str() {
+        "application/octet-stream" => "application/octet-stream",
+        _ => "text/plain; charset=utf-8",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CACHE_CONTROL, cache),
+        ],
+        resource.body,
+    )
+        .into_response()
 }
 
 /// `GET /v1/capabilities`: the same answer as the GetCapabilities RPC, as JSON.

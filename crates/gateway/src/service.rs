@@ -11,6 +11,8 @@ use std::time::Duration;
 use chaukas_common::errors::{ErrorKind, ServiceError};
 use chaukas_common::internal::TokenAttach;
 use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
+use chaukas_proto::internal::v1::audit_log_service_client::AuditLogServiceClient;
+use chaukas_proto::internal::v1::{LogResourceRequest, LogResourceResponse};
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -38,6 +40,7 @@ pub(crate) struct GatewayService {
 #[derive(Clone)]
 pub(crate) struct QueryForwarder {
     client: ChaukasServerServiceClient<InterceptedService<Channel, TokenAttach>>,
+    log: AuditLogServiceClient<InterceptedService<Channel, TokenAttach>>,
 }
 
 impl QueryForwarder {
@@ -56,7 +59,12 @@ impl QueryForwarder {
             .timeout(timeout)
             .connect_lazy();
         Ok(Self {
-            client: ChaukasServerServiceClient::with_interceptor(channel, TokenAttach::new(token))
+            client: ChaukasServerServiceClient::with_interceptor(
+                channel.clone(),
+                TokenAttach::new(token),
+            )
+            .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
+            log: AuditLogServiceClient::with_interceptor(channel, TokenAttach::new(token))
                 .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
         })
     }
@@ -84,6 +92,18 @@ impl QueryForwarder {
         self.client
             .clone()
             .query_events(server::QueryEventsRequest { query })
+            .await
+            .map(Response::into_inner)
+            .map_err(Self::relayed)
+    }
+
+    pub(crate) async fn log_resource(
+        &self,
+        request: LogResourceRequest,
+    ) -> Result<LogResourceResponse, Status> {
+        self.log
+            .clone()
+            .get_log_resource(request)
             .await
             .map(Response::into_inner)
             .map_err(Self::relayed)
@@ -160,6 +180,33 @@ impl GatewayService {
             .confine(&mut request.tenant_id, &mut request.project_id)
             .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
         self.query.get_event_stats(request).await
+    }
+}
+
+impl GatewayService {
+    /// A resource of `tenant`'s audit log (or, with `tenant` empty and path `key`, the log's
+    /// key), for a caller whose key belongs to that tenant. A project-scoped key reads its
+    /// tenant's log: it holds content hashes only, never content.
+    pub(crate) async fn log_resource(
+        &self,
+        access: &Access,
+        mut tenant: String,
+        path: String,
+    ) -> Result<LogResourceResponse, Status> {
+        if path != "key" {
+            if tenant.is_empty() {
+                return Err(ErrorKind::BadRequest.status("the tenant in the path is empty"));
+            }
+            access
+                .confine(&mut tenant, &mut String::new())
+                .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
+        }
+        self.query
+            .log_resource(LogResourceRequest {
+                tenant_id: tenant,
+                path,
+            })
+            .await
     }
 }
 

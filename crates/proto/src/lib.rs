@@ -32,6 +32,14 @@ pub mod server {
     }
 }
 
+/// Services between our own processes, not part of the public contract.
+pub mod internal {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("chaukas.internal.v1");
+    }
+}
+
 /// The compiled `FileDescriptorSet` of everything under `proto/`, encoded.
 ///
 /// Kept so the contract can be checked against the published descriptors and so a future
@@ -49,7 +57,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub fn capabilities(rbac_enforced: bool) -> common::v1::Capabilities {
     common::v1::Capabilities {
         worm_retention: false,
-        audit_proofs: false,
+        // Every stored event is sealed into its tenant's signed Merkle log (docs/audit.md).
+        audit_proofs: true,
         distributed_query: false,
         rbac: rbac_enforced,
         sso: false,

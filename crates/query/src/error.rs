@@ -14,6 +14,9 @@ pub enum QueryError {
     /// The tenant already runs its share of reads.
     #[error("{0}")]
     Busy(String),
+    /// What was asked for does not exist (yet); the message says what.
+    #[error("{0}")]
+    NotFound(String),
     /// ClickHouse failed, refused or is unreachable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -71,6 +74,7 @@ impl errors::ServiceError for QueryError {
         match self {
             Self::Invalid(_) => ErrorKind::BadRequest,
             Self::Busy(_) => ErrorKind::TooManyRequests,
+            Self::NotFound(_) => ErrorKind::NotFound,
             Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(_) => match self.clickhouse_code() {
                 Some(TIMEOUT_EXCEEDED) => ErrorKind::Timeout,
@@ -87,7 +91,9 @@ impl errors::ServiceError for QueryError {
     /// server's message go to the log only.
     fn public_message(&self) -> String {
         match (self, self.kind()) {
-            (Self::Invalid(message) | Self::Busy(message), _) => message.clone(),
+            (Self::Invalid(message) | Self::Busy(message) | Self::NotFound(message), _) => {
+                message.clone()
+            }
             (_, ErrorKind::Timeout) => errors::internal(
                 "the query ran past its time limit; narrow it (time range, session, type)",
                 self,

@@ -4,6 +4,7 @@
 //! ingestion; the gateway forwards query RPCs to it. It serves `QueryEvents` under both
 //! service names and `GetEventStats` under the server's.
 
+pub mod audit_log;
 mod error;
 mod events;
 pub mod guardrails;
@@ -28,6 +29,7 @@ use chaukas_proto::client::v1::chaukas_client_service_server::{
     ChaukasClientService, ChaukasClientServiceServer,
 };
 use chaukas_proto::common::v1::{QueryRequest, QueryResponse};
+use chaukas_proto::internal::v1::audit_log_service_server::AuditLogServiceServer;
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
@@ -48,6 +50,8 @@ pub struct QueryConfig {
     pub query: QuerySettings,
     /// The shared `[clickhouse]` section (`CHAUKAS_CLICKHOUSE__*`).
     pub clickhouse: ClickHouseConfig,
+    /// The shared `[log]` section (`CHAUKAS_LOG__*`): the log's name and verifier keys.
+    pub log: chaukas_audit::LogConfig,
 }
 
 /// The `[query]` section.
@@ -110,6 +114,9 @@ pub enum ServiceError {
     /// The HTTP server failed while running.
     #[error("http server failed: {0}")]
     Http(#[source] std::io::Error),
+    /// The audit log's keys are unusable.
+    #[error(transparent)]
+    Keys(#[from] chaukas_audit::KeyError),
 }
 
 /// A query service with bound sockets, not serving yet.
@@ -118,6 +125,8 @@ pub struct BoundQuery {
     http: TcpListener,
     clickhouse: clickhouse::Client,
     settings: QuerySettings,
+    log_name: String,
+    log_verifiers: Vec<chaukas_audit::VerifierKey>,
 }
 
 /// Binds the listeners and prepares the ClickHouse client (no connection is made yet: the
@@ -140,6 +149,8 @@ pub async fn bind(config: &QueryConfig) -> Result<BoundQuery, ServiceError> {
                 config.query.max_memory_bytes.to_string(),
             ),
         settings: config.query.clone(),
+        log_name: config.log.name.clone(),
+        log_verifiers: config.log.verifiers()?,
     })
 }
 
@@ -166,6 +177,12 @@ impl BoundQuery {
             reads: guardrails::TenantReads::new(self.settings.max_reads_per_tenant),
             max_page_bytes: self.settings.max_page_bytes,
         };
+        let log_reader = audit_log::LogReader::new(
+            self.clickhouse.clone(),
+            self.log_name.clone(),
+            self.log_verifiers.clone(),
+            service.reads.clone(),
+        );
         let check = chaukas_common::internal::TokenCheck::new(&self.settings.internal_token);
         if chaukas_common::internal::exposed_with_local_token(
             &self.settings.grpc_listen,
@@ -203,6 +220,7 @@ impl BoundQuery {
                 .layer(check)
                 .add_service(ChaukasServerServiceServer::new(service.clone()))
                 .add_service(ChaukasClientServiceServer::new(service))
+                .add_service(AuditLogServiceServer::new(log_reader))
                 .serve_with_incoming_shutdown(
                     TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                     stop.clone().cancelled_owned(),

@@ -1,0 +1,174 @@
+//! The audit log over HTTP, as a third party uses it (issue #14): the verifier key, a
+//! tenant's signed checkpoint, C2SP tiles and entry bundles, an offline-verifiable
+//! tlog-proof and a consistency proof — each checked with nothing but what was fetched —
+//! and every request confined to the API key's tenant.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chaukas_audit::proof::{tree_root, verify_consistency};
+use chaukas_audit::tiles::{TileSet, tile_hashes};
+use chaukas_audit::{Checkpoint, Hash, TileId, TlogProof, VerifierKey, leaf_hash};
+use chaukas_auth::{KeyStore, Scope};
+use chaukas_proto::common::v1::Event;
+use chaukas_tests::corpus::simple_event;
+use chaukas_tests::{Pipeline, batch_request, http_raw};
+
+async fn key(pipeline: &Pipeline, tenant: &str, scopes: &[Scope]) -> String {
+    let client = async_nats::connect(&pipeline.nats.url).await.unwrap();
+    let keys = KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats)
+        .await
+        .unwrap();
+    keys.create("log".into(), tenant.into(), None, scopes.to_vec(), None)
+        .await
+        .unwrap()
+        .token
+}
+
+/// GET with `token`; status and body. Retries 401 briefly (a new key reaches the gateway
+/// through its watch).
+async fn get(pipeline: &Pipeline, token: &str, path: &str) -> (u16, Vec<u8>) {
+    let bearer = format!("Bearer {token}");
+    let headers: Vec<(&str, &str)> = match token {
+        "" => Vec::new(),
+        _ => vec![("Authorization", bearer.as_str())],
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _, body) = http_raw(pipeline.http, "GET", path, &headers, &[]).await;
+        if status != 401 || token.is_empty() || Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn ingest(pipeline: &Pipeline, token: &str, events: Vec<Event>) {
+    let mut client = pipeline.server_client().await;
+    let mut request = tonic::Request::new(batch_request(events));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let response = client
+        .ingest_event_batch(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rejected_count, 0, "{response:?}");
+}
+
+fn tile(level: u8, index: u64, width: u16) -> TileId {
+    TileId {
+        level,
+        index,
+        width,
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_verifies_the_log_from_http_alone() {
+    let pipeline =
+        Pipeline::start_with(|gateway, _| gateway.gateway.allow_unauthenticated = false).await;
+    let acme = key(&pipeline, "acme", &[Scope::Ingest, Scope::Query]).await;
+    let other = key(&pipeline, "other", &[Scope::Query]).await;
+    let mut events: Vec<Event> = (0..300)
+        .map(|i| simple_event("acme", &format!("e{i}")))
+        .collect();
+    let rest = events.split_off(100);
+    // The first 100 alone: a checkpoint of size 100 to prove consistency from.
+    let (status, _) = get(&pipeline, &acme, "/v1/log/key").await;
+    assert_eq!(status, 200);
+    ingest(&pipeline, &acme, events).await;
+
+    let (_, key_text) = get(&pipeline, &acme, "/v1/log/key").await;
+    let trusted = vec![VerifierKey::parse(std::str::from_utf8(&key_text).unwrap().trim()).unwrap()];
+    let origin = "chaukas.localhost/acme";
+    let checkpoint_of = |size: u64| {
+        let pipeline = &pipeline;
+        let acme = &acme;
+        let trusted = &trusted;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (status, body) = get(pipeline, acme, "/v1/log/acme/checkpoint").await;
+                if status == 200 {
+                    let note = String::from_utf8(body).unwrap();
+                    let checkpoint = Checkpoint::open(&note, trusted, origin).unwrap();
+                    if checkpoint.size == size {
+                        return (checkpoint, note);
+                    }
+                }
+                assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (old, _) = checkpoint_of(100).await;
+    ingest(&pipeline, &acme, rest).await;
+    let (latest, note) = checkpoint_of(300).await;
+
+    // The tree from tiles alone: two level-0 tiles and the level-1 partial one.
+    let mut set = TileSet::default();
+    for (wanted, path) in [
+        (tile(0, 0, 256), "/v1/log/acme/tile/0/000"),
+        (tile(0, 1, 44), "/v1/log/acme/tile/0/001.p/44"),
+        (tile(1, 0, 1), "/v1/log/acme/tile/1/000.p/1"),
+    ] {
+        let (status, body) = get(&pipeline, &acme, path).await;
+        assert_eq!(status, 200, "{path}");
+        set.insert(wanted, tile_hashes(&body).unwrap());
+    }
+    assert_eq!(tree_root(&mut set, 300).unwrap(), latest.root);
+    assert_eq!(tree_root(&mut set, 100).unwrap(), old.root);
+
+    // Entry bundle: big-endian u16 lengths, each entry a 32-byte content hash.
+    let (status, bundle) = get(&pipeline, &acme, "/v1/log/acme/tile/entries/001.p/44").await;
+    assert_eq!((status, bundle.len()), (200, 44 * 34));
+    assert_eq!(&bundle[..2], &[0, 32]);
+    let entry: Hash = bundle[36..68].try_into().unwrap(); // leaf 257
+
+    // An offline tlog-proof for leaf 257 verifies against the checkpoint it embeds.
+    let (status, proof) = get(&pipeline, &acme, "/v1/log/acme/proof/257").await;
+    assert_eq!(status, 200);
+    let proof = TlogProof::parse(std::str::from_utf8(&proof).unwrap()).unwrap();
+    assert_eq!(proof.checkpoint, note);
+    assert_eq!(
+        proof.verify(&leaf_hash(&entry), &trusted, origin),
+        Ok(latest.clone())
+    );
+    assert!(
+        proof
+            .verify(&leaf_hash(&[0; 32]), &trusted, origin)
+            .is_err()
+    );
+
+    // A client that kept the size-100 checkpoint checks the log only grew.
+    let (status, lines) = get(&pipeline, &acme, "/v1/log/acme/consistency/100/300").await;
+    assert_eq!(status, 200);
+    let hashes: Vec<Hash> = std::str::from_utf8(&lines)
+        .unwrap()
+        .lines()
+        .map(|line| BASE64.decode(line).unwrap().try_into().unwrap())
+        .collect();
+    verify_consistency(100, 300, &old.root, &latest.root, &hashes).unwrap();
+
+    // Refusals: other tenants, no key, beyond the checkpoint, malformed.
+    for (token, path, status) in [
+        (other.as_str(), "/v1/log/acme/checkpoint", 403),
+        ("", "/v1/log/acme/checkpoint", 401),
+        (acme.as_str(), "/v1/log/other/checkpoint", 403),
+        (acme.as_str(), "/v1/log/acme/proof/300", 404),
+        (acme.as_str(), "/v1/log/acme/tile/0/002", 404),
+        (acme.as_str(), "/v1/log/acme/tile/0/001", 404),
+        (acme.as_str(), "/v1/log/acme/tile/0/0001", 400),
+        (acme.as_str(), "/v1/log/acme/consistency/0/300", 400),
+        (acme.as_str(), "/v1/log/acme/consistency/100/301", 400),
+        (acme.as_str(), "/v1/log/acme/nothing", 404),
+        (other.as_str(), "/v1/log/other/checkpoint", 404),
+    ] {
+        let (got, body) = get(&pipeline, token, path).await;
+        assert_eq!(got, status, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    pipeline.stop().await;
+}
