@@ -22,6 +22,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "published contract descriptors (PyPI: chaukas-spec-client, chaukas-spec-server)"
 bash tests/contract/published.sh "$TARGET/contract"
 export CHAUKAS_PUBLISHED_DESCRIPTORS="$TARGET/contract/published.binpb"
+export CHAUKAS_CONTRACT_PYTHON="$TARGET/contract/venv/bin/python"
 
 step "docs/openapi.yaml matches the contract and is valid OpenAPI"
 "$TARGET/contract/venv/bin/python" tests/contract/openapi.py check
