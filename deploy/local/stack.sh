@@ -61,6 +61,20 @@ service_env() {
   # a real key, such as the development key below, is still checked.
   export CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED="${CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED:-true}"
   export CHAUKAS_QUERY__HTTP_LISTEN="127.0.0.1:$QUERY_HTTP_PORT"
+  # The audit log's signing key (docs/audit.md): writers sign checkpoints with it, the
+  # query service serves its verifier key.
+  export CHAUKAS_LOG__SIGNING_KEY_FILE="$RUN_DIR/secrets/log-signing-key"
+}
+
+# The audit log's signing key, made once per $RUN_DIR with `chaukas log keygen`.
+log_key() {
+  local bin=$1 file="$RUN_DIR/secrets/log-signing-key"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$RUN_DIR/secrets"
+    chmod 700 "$RUN_DIR/secrets"
+    (umask 077; "$bin" log keygen --name chaukas.localhost > "$file" 2>/dev/null)
+    log "made the audit log's signing key: $file"
+  fi
 }
 
 up() {
@@ -77,6 +91,7 @@ up() {
     "$(local_secret clickhouse-migrate)" "$(local_secret clickhouse-writer)" "$(local_secret clickhouse-query)"
 
   service_env
+  log_key "$bin"
   write_cli_env
   log "applying migrations: ClickHouse schema, NATS streams and buckets"
   env $(role_env migrate) "$bin" migrate >>"$RUN_DIR/logs/migrate.log" 2>&1 || {
@@ -107,6 +122,7 @@ Chaukas Server is up.
   health: http://localhost:$GATEWAY_HTTP_PORT/readyz  http://localhost:$WRITER_HTTP_PORT/readyz  http://localhost:$QUERY_HTTP_PORT/readyz
   NATS nats://127.0.0.1:$NATS_PORT   ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT (database chaukas)
   development API key (tenant dev, all scopes): $(cat "$DEV_KEY_FILE")   (also in $DEV_KEY_FILE)
+  audit log verifier key: $(curl -fsS -H "Authorization: Bearer $(cat "$DEV_KEY_FILE")" "http://127.0.0.1:$GATEWAY_HTTP_PORT/v1/log/key" 2>/dev/null || echo "(GET /v1/log/key)")
   logs and data: $RUN_DIR    stop everything: make down
 TEXT
 }
@@ -119,6 +135,7 @@ write_cli_env() {
     echo "CHAUKAS_NATS__USER=$CHAUKAS_NATS__USER"
     echo "CHAUKAS_NATS__PASSWORD=$CHAUKAS_NATS__PASSWORD"
     echo "CHAUKAS_CLICKHOUSE__URL=$CHAUKAS_CLICKHOUSE__URL"
+    echo "CHAUKAS_LOG__SIGNING_KEY_FILE=$CHAUKAS_LOG__SIGNING_KEY_FILE"
     role_env migrate | tr ' ' '\n'
   } > "$RUN_DIR/cli.env")
 }

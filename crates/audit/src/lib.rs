@@ -6,6 +6,7 @@
 //! [`checkpoint`]); the tree is served as C2SP tiles ([`tiles`]) from which anyone computes
 //! inclusion and consistency proofs ([`proof`]). docs/audit.md has the whole contract.
 
+pub mod bundle;
 pub mod checkpoint;
 mod config;
 pub mod content;

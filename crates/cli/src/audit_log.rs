@@ -129,3 +129,104 @@ pub async fn verify(request: VerifyRequest, config: &VerifyConfig) -> anyhow::Re
     println!("OK: every event matches its leaf and the signed root");
     Ok(())
 }
+
+/// Writes an offline bundle of `tenant`'s events (of one session, if given) to `out`: the
+/// latest signed checkpoint and an inclusion proof per event it covers.
+pub async fn export(
+    tenant: &str,
+    session: Option<&str>,
+    config: &VerifyConfig,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    use chaukas_audit::bundle::{BUNDLE_FORMAT, BundleEvent, BundleHeader};
+    use chaukas_audit::proof::{NodeRecorder, inclusion_proof};
+    use chaukas_audit::tiles::{TileSet, tiles_for};
+
+    let client = config.clickhouse.client()?;
+    let origin = chaukas_audit::origin(&config.log.name, tenant);
+    let latest = chaukas_store::log::latest_checkpoint(&client, tenant)
+        .await?
+        .with_context(|| format!("no signed checkpoint for tenant {tenant:?}"))?;
+    let text = latest
+        .note
+        .split_once("\n\n")
+        .map(|(text, _)| format!("{text}\n"));
+    let checkpoint = Checkpoint::parse(&text.unwrap_or_default())?;
+    let mut events = chaukas_store::log::sealed_events_of(&client, tenant, session).await?;
+    events.retain(|event| !event.content_hash.is_empty());
+    events.sort_by_key(|event| event.leaf_index);
+    let newer = events
+        .iter()
+        .filter(|e| e.leaf_index >= checkpoint.size)
+        .count();
+    events.retain(|event| event.leaf_index < checkpoint.size);
+
+    // One fetch of every tile the proofs need.
+    let mut recorder = NodeRecorder::default();
+    for event in &events {
+        inclusion_proof(&mut recorder, event.leaf_index, checkpoint.size)?;
+    }
+    let mut tiles = TileSet::default();
+    for tile in tiles_for(checkpoint.size, &recorder.wanted) {
+        tiles.insert(tile, chaukas_store::log::tile(&client, tenant, tile).await?);
+    }
+    let header = BundleHeader {
+        bundle: BUNDLE_FORMAT.into(),
+        origin,
+        checkpoint: latest.note.clone(),
+    };
+    writeln!(out, "{}", serde_json::to_string(&header)?)?;
+    for event in &events {
+        let proof = chaukas_audit::TlogProof {
+            index: event.leaf_index,
+            path: inclusion_proof(&mut tiles, event.leaf_index, checkpoint.size)?,
+            checkpoint: latest.note.clone(),
+        };
+        let line = BundleEvent::new(
+            event.event_id.clone(),
+            event.leaf_index,
+            &event.payload,
+            &proof,
+        );
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    }
+    eprintln!(
+        "exported {} events of tenant {tenant} against the checkpoint of size {}{}",
+        events.len(),
+        checkpoint.size,
+        match newer {
+            0 => String::new(),
+            n => format!("; {n} newer events are not in it yet: export again shortly"),
+        }
+    );
+    Ok(())
+}
+
+/// Checks a bundle offline with the given verifier keys; prints each failure.
+pub fn verify_bundle(path: &std::path::Path, keys: &[String]) -> anyhow::Result<()> {
+    if keys.is_empty() {
+        bail!("--bundle needs --key <verifier key>: the bundle proves nothing without it");
+    }
+    let trusted: Vec<VerifierKey> = keys
+        .iter()
+        .map(|key| VerifierKey::parse(key))
+        .collect::<Result<_, _>>()?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let report = chaukas_audit::bundle::verify_bundle(&text, &trusted)?;
+    println!(
+        "bundle for {}: {} events verified against the checkpoint of size {} (root {})",
+        report.checkpoint.origin,
+        report.verified,
+        report.checkpoint.size,
+        chaukas_audit::verify::short(&report.checkpoint.root)
+    );
+    for failure in &report.failures {
+        println!("FAIL {failure}");
+    }
+    if !report.failures.is_empty() {
+        bail!("{} events do not verify", report.failures.len());
+    }
+    println!("OK: every event is unchanged and in the signed log");
+    Ok(())
+}

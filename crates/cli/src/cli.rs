@@ -47,15 +47,29 @@ pub enum Command {
     /// hashes, rebuilds the tree, compares with the latest signed checkpoint (and a saved
     /// one), names every event that does not match; exits 0 only when all holds.
     Verify {
-        /// The tenant.
+        /// The tenant (not with --bundle).
+        #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
+        tenant: Option<String>,
+        /// Check an offline bundle (`chaukas export`) instead, with --key only: no server.
         #[arg(long)]
-        tenant: String,
+        bundle: Option<std::path::PathBuf>,
         /// A verifier key to trust (repeatable); the configured log keys' by default.
         #[arg(long = "key")]
         keys: Vec<String>,
         /// A signed checkpoint saved earlier: the log must still extend it.
         #[arg(long)]
         checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Writes an offline bundle to stdout: a tenant's events (or one session's), each with
+    /// its inclusion proof, and the signed checkpoint; `chaukas verify --bundle` checks it
+    /// with the verifier key alone.
+    Export {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Only this session's events.
+        #[arg(long)]
+        session: Option<String>,
     },
     /// Lists or replays the messages no writer could store (the dead-letter stream).
     DeadLetters {
@@ -119,6 +133,7 @@ impl Command {
             Self::DeadLetters { .. } => "chaukas-dead-letters",
             Self::Log { .. } => "chaukas-log",
             Self::Verify { .. } => "chaukas-verify",
+            Self::Export { .. } => "chaukas-export",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
         }

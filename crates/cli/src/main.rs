@@ -95,17 +95,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Log { command } => audit_log::run(command)?,
         Command::Verify {
+            bundle: Some(bundle),
+            keys,
+            ..
+        } => audit_log::verify_bundle(&bundle, &keys)?,
+        Command::Verify {
             tenant,
             keys,
             checkpoint,
+            bundle: None,
         } => {
             let config: audit_log::VerifyConfig = chaukas_common::config::load(config_file)?;
             let request = audit_log::VerifyRequest {
-                tenant,
+                tenant: tenant.unwrap_or_default(),
                 keys,
                 saved: checkpoint,
             };
             audit_log::verify(request, &config).await?;
+        }
+        Command::Export { tenant, session } => {
+            let config: audit_log::VerifyConfig = chaukas_common::config::load(config_file)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            audit_log::export(&tenant, session.as_deref(), &config, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
         }
         Command::DeadLetters { command } => {
             let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;

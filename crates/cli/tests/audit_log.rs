@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use chaukas_audit::proof::{
     NodeRecorder, consistency_proof, inclusion_proof, tree_root, verify_consistency,
     verify_inclusion,
@@ -262,4 +263,100 @@ async fn chaukas_verify_names_every_tampered_event() {
         "{output}"
     );
     pipeline.stop().await;
+}
+
+#[tokio::test]
+async fn an_exported_bundle_verifies_offline_and_any_change_to_it_is_named() {
+    let pipeline = Pipeline::start().await;
+    let mut client = pipeline.server_client().await;
+    let events: Vec<Event> = (0..40)
+        .map(|id| Event {
+            session_id: if id % 2 == 0 {
+                "even".into()
+            } else {
+                "odd".into()
+            },
+            ..event("bundled", id)
+        })
+        .collect();
+    client
+        .ingest_event_batch(batch_request(events))
+        .await
+        .unwrap();
+    pipeline
+        .assert_stored_once(40, Duration::from_secs(30))
+        .await;
+    checkpoint(&pipeline, "bundled", 40).await;
+
+    let binary = env!("CARGO_BIN_EXE_chaukas");
+    let export = std::process::Command::new(binary)
+        .args(["export", "--tenant", "bundled", "--session", "odd"])
+        .env("CHAUKAS_CLICKHOUSE__URL", &pipeline.clickhouse.url)
+        .env(
+            "CHAUKAS_CLICKHOUSE__DATABASE",
+            &pipeline.clickhouse.database,
+        )
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let bundle = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(
+        bundle.lines().count(),
+        21,
+        "a header and the session's 20 events"
+    );
+    let key = pipeline.log.verifiers().unwrap()[0].to_string();
+    let dir = std::env::temp_dir().join(&pipeline.clickhouse.database);
+    std::fs::create_dir_all(&dir).unwrap();
+    let check = |name: &str, text: &str, key: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = std::process::Command::new(binary)
+            .args(["verify", "--bundle"])
+            .arg(&path)
+            .args(["--key", key])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    // No server involved from here on.
+    pipeline.stop().await;
+    let (ok, output) = check("good.jsonl", &bundle, &key);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("20 events verified against the checkpoint of size 40"),
+        "{output}"
+    );
+
+    // Change one event's content inside the bundle: it is named.
+    let mut lines: Vec<String> = bundle.lines().map(str::to_owned).collect();
+    let mut line: serde_json::Value = serde_json::from_str(&lines[3]).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(line["payload"].as_str().unwrap())
+        .unwrap();
+    let mut changed = <Event as prost::Message>::decode(payload.as_slice()).unwrap();
+    changed.agent_name = "someone else".into();
+    line["payload"] = base64::engine::general_purpose::STANDARD
+        .encode(prost::Message::encode_to_vec(&changed))
+        .into();
+    let id = line["event_id"].as_str().unwrap().to_owned();
+    lines[3] = line.to_string();
+    let (ok, output) = check("changed.jsonl", &(lines.join("\n") + "\n"), &key);
+    assert!(!ok);
+    assert!(
+        output.contains(&format!("event {id}: content changed")),
+        "{output}"
+    );
+
+    // Another key proves nothing.
+    let stranger = chaukas_audit::SignerKey::generate("chaukas.localhost").unwrap();
+    let (ok, _) = check("good.jsonl", &bundle, &stranger.verifier().to_string());
+    assert!(!ok);
 }

@@ -272,11 +272,30 @@ pub async fn sealed_events(
     client: &clickhouse::Client,
     tenant: &str,
 ) -> Result<Vec<chaukas_audit::verify::StoredEvent>, StoreError> {
-    let sql = "SELECT event_id, leaf_index, content_hash, payload FROM events \
-               WHERE tenant_id = ?";
-    let rows: Vec<SealedRow> = client
-        .query(sql)
-        .bind(tenant)
+    sealed_events_of(client, tenant, None).await
+}
+
+/// The stored rows of `tenant`, of one session if given (`chaukas export`).
+pub async fn sealed_events_of(
+    client: &clickhouse::Client,
+    tenant: &str,
+    session: Option<&str>,
+) -> Result<Vec<chaukas_audit::verify::StoredEvent>, StoreError> {
+    let sql = match session {
+        Some(_) => {
+            "SELECT event_id, leaf_index, content_hash, payload FROM events \
+                    WHERE tenant_id = ? AND session_id = ?"
+        }
+        None => {
+            "SELECT event_id, leaf_index, content_hash, payload FROM events \
+                 WHERE tenant_id = ?"
+        }
+    };
+    let mut query = client.query(sql).bind(tenant);
+    if let Some(session) = session {
+        query = query.bind(session);
+    }
+    let rows: Vec<SealedRow> = query
         .fetch_all()
         .await
         .map_err(|source| StoreError::query(sql, source))?;

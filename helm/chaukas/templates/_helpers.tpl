@@ -51,6 +51,7 @@ app.kubernetes.io/component: {{ .role }}
     "http_listen" (printf "0.0.0.0:%v" .Values.gateway.httpPort)
     "query_endpoint" (printf "http://%s-query:%v" (include "chaukas.fullname" .) .Values.query.grpcPort))
   "writer" (dict "http_listen" (printf "0.0.0.0:%v" .Values.writer.httpPort))
+  "log" (dict "name" .Values.log.name)
   "query" (dict
     "grpc_listen" (printf "0.0.0.0:%v" .Values.query.grpcPort)
     "http_listen" (printf "0.0.0.0:%v" .Values.query.httpPort))
@@ -106,6 +107,9 @@ app.kubernetes.io/component: {{ .role }}
 {{- end }}
 {{- if eq .role "query" }}
 {{- include "chaukas.secretEnv" (list "CHAUKAS_QUERY__INTERNAL_TOKEN" $root.Values.internalTokenSecret) }}
+{{- end }}
+{{- if or (eq .role "writer") (eq .role "query") }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_LOG__SIGNING_KEYS" $root.Values.log.signingKeySecret) }}
 {{- end }}
 {{- if $root.Values.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
