@@ -4,6 +4,7 @@
 
 mod args;
 mod baselines;
+mod checkpoint;
 mod ingest;
 mod procs;
 mod query;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tonic::transport::Endpoint;
 
 use crate::args::{Args, Profile};
+use crate::checkpoint;
 use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::workload::Client;
@@ -309,15 +310,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Open loop at half the maximum: ack latency and ingest -> queryable.
     let half = grpc.stored_per_second / 2.0;
     target.settle(settle).await?;
-    let open = ingest::open_loop(
-        &target,
-        half,
-        plan.open_batch,
-        Duration::from_secs(plan.open_seconds),
-        3_000,
-        args.concurrency * 4,
-    )
-    .await?;
+    // Checkpoint latency is sampled under that same load.
+    let (open, checkpoints) = tokio::join!(
+        ingest::open_loop(
+            &target,
+            half,
+            plan.open_batch,
+            Duration::from_secs(plan.open_seconds),
+            3_000,
+            args.concurrency * 4,
+        ),
+        checkpoint::latency(&target, Duration::from_secs(plan.open_seconds)),
+    );
+    let (open, checkpoints) = (open?, checkpoints?);
 
     // Query figures once `load_target` events are stored.
     let stored = target.stored_rows().await?;
@@ -491,6 +496,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "p99 <= 1000 ms",
         queryable_p99.map(|p99| p99 <= 1000.0),
     );
+    let checkpoint_p99 = checkpoints.quantile_ms(0.99);
+    line(
+        "  ack -> signed checkpoint p50 / p99",
+        format!(
+            "{} / {}",
+            opt_ms(checkpoints.quantile_ms(0.5)),
+            opt_ms(checkpoint_p99)
+        ),
+        "p99 <= 2000 ms",
+        checkpoint_p99.map(|p99| p99 <= 2000.0),
+    );
     println!("  query figures with {stored} events stored (idle | ingesting at {half:.0} ev/s):");
     let mut query_json = Vec::new();
     for ((case, idle), busy) in cases.iter().zip(&query_idle).zip(&query_busy) {
@@ -566,7 +582,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
         "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
                       "errors": open.errors, "ack": open.ack.summary(),
-                      "queryable": open.queryable.summary()},
+                      "queryable": open.queryable.summary(),
+                      "checkpoint": checkpoints.summary()},
         "query": {"stored_events": stored, "cases": query_json},
         "cpu_seconds_per_1k_events": cpu.iter().map(|(n, s)| (n.clone(), json!(round(s * 10_000.0) / 10_000.0))).collect::<serde_json::Map<_, _>>(),
         "peak_rss_mib": rss.iter().map(|(n, m)| (n.clone(), json!(m.map(round)))).collect::<serde_json::Map<_, _>>(),
