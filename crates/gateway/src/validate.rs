@@ -59,6 +59,14 @@ impl fmt::Display for Rejection {
 pub fn validate(event: &Event, max_event_bytes: usize) -> Result<(), Rejection> {
     required_id("event.event_id", &event.event_id)?;
     required_id("event.tenant_id", &event.tenant_id)?;
+    if event.tenant_id.chars().any(char::is_control) {
+        // The tenant names its audit log: a newline in it would let a tenant's checkpoint
+        // text pass for another log's (docs/audit.md).
+        return Err(Rejection::new(
+            "event.tenant_id",
+            "must not contain control characters (newlines, tabs, ...)",
+        ));
+    }
     for (field, value) in [
         ("event.hash_prev", &event.hash_prev),
         ("event.content_hash", &event.content_hash),
@@ -207,6 +215,12 @@ mod tests {
         let mut event = valid();
         event.r#type = 0;
         assert!(rejection(&event).starts_with("event.type must be set"));
+
+        let mut event = valid();
+        event.tenant_id = "acme\n12\nAAAA".into();
+        assert!(
+            rejection(&event).starts_with("event.tenant_id must not contain control characters")
+        );
 
         for field in [
             "event.hash_prev",

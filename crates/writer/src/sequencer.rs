@@ -197,6 +197,11 @@ impl Sequencer {
             .iter()
             .filter(|(_, head)| head.signed < head.edge.size())
             .filter_map(|(tenant, head)| {
+                if tenant.chars().any(char::is_control) {
+                    // Gateways refuse such tenants; a checkpoint's origin line must be one line.
+                    tracing::error!(tenant, "not signing: the tenant id has control characters");
+                    return None;
+                }
                 let checkpoint = Checkpoint {
                     origin: chaukas_audit::origin(&self.log_name, tenant),
                     size: head.edge.size(),
