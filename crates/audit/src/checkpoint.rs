@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::hash::Hash;
 use crate::note::{NoteError, VerifierKey, open_note};
+use crate::parse_decimal;
 use crate::proof::{ProofError, verify_inclusion};
 
 /// The first line of a tlog-proof.
@@ -42,13 +43,6 @@ pub enum CheckpointError {
     Proof(#[from] ProofError),
 }
 
-fn decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    canonical.then(|| text.parse().ok()).flatten()
-}
-
 fn base64_hash(text: &str) -> Option<Hash> {
     BASE64.decode(text).ok()?.try_into().ok()
 }
@@ -74,7 +68,7 @@ impl Checkpoint {
             .ok_or(malformed("no origin"))?;
         let size = lines
             .next()
-            .and_then(decimal)
+            .and_then(parse_decimal)
             .ok_or(malformed("bad tree size"))?;
         let root = lines
             .next()
@@ -146,7 +140,7 @@ impl TlogProof {
         }
         let index = line
             .strip_prefix("index ")
-            .and_then(decimal)
+            .and_then(parse_decimal)
             .ok_or(malformed("bad index line"))?;
         let path = lines
             .map(|line| base64_hash(line).ok_or(malformed("a proof line is not a base64 hash")))

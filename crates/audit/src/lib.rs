@@ -29,3 +29,12 @@ pub use tree::TreeEdge;
 pub fn origin(log_name: &str, tenant: &str) -> String {
     format!("{log_name}/{tenant}")
 }
+
+/// A decimal in the canonical form the C2SP formats use: digits only, no leading zeros
+/// (except `0` itself), so one number has one spelling.
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
+}

@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::hash::{Hash, node_hash};
+use crate::parse_decimal;
 use crate::proof::{NodeSource, ProofError};
 
 /// Hashes in a full tile.
@@ -130,14 +131,6 @@ impl TileResource {
             .then_some(resource)
             .ok_or_else(bad)
     }
-}
-
-/// A decimal with no leading zeros (except `0` itself).
-fn parse_decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    canonical.then(|| text.parse().ok()).flatten()
 }
 
 fn parse_width(text: &str) -> Option<u16> {

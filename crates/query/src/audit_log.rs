@@ -217,12 +217,7 @@ impl LogReader {
 }
 
 fn number(text: &str) -> Result<u64, QueryError> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    canonical
-        .then(|| text.parse().ok())
-        .flatten()
+    chaukas_audit::parse_decimal(text)
         .ok_or_else(|| QueryError::invalid(format!("{text:?} is not a decimal number")))
 }
 
