@@ -249,8 +249,26 @@ impl Pipeline {
             .unwrap()
     }
 
-    /// Every stored event, decoded from its payload, ordered by event id.
+    /// Every stored event as its client sent it: decoded from its payload, ordered by event
+    /// id, with the server's log fields (which every stored event has, docs/audit.md)
+    /// checked present and then cleared.
     pub async fn stored_events(&self) -> Vec<Event> {
+        let mut events = self.sealed_events().await;
+        for event in &mut events {
+            assert!(
+                event.content_hash.len() == 64 && !event.worm_proof_id.is_empty(),
+                "event {} was stored without its log fields",
+                event.event_id
+            );
+            event.content_hash.clear();
+            event.hash_prev.clear();
+            event.worm_proof_id.clear();
+        }
+        events
+    }
+
+    /// Every stored event as stored, log fields filled, ordered by event id.
+    pub async fn sealed_events(&self) -> Vec<Event> {
         #[derive(serde::Deserialize, clickhouse::Row)]
         struct Stored {
             #[serde(with = "serde_bytes")]

@@ -44,6 +44,62 @@ pub fn seal(event: &mut Event, place: LogPlace) -> (Hash, Vec<u8>) {
     (hash, event.encode_to_vec())
 }
 
+/// The canonical encoding of `event` without its log fields: the bytes its content hash
+/// covers.
+pub fn canonical_encoding(event: &Event) -> Vec<u8> {
+    if event.hash_prev.is_empty() && event.content_hash.is_empty() && event.worm_proof_id.is_empty()
+    {
+        return event.encode_to_vec();
+    }
+    let mut cleared = event.clone();
+    take_log_fields(&mut cleared);
+    cleared.encode_to_vec()
+}
+
+/// Field number of `worm_proof_id`, the last of the log fields (18, 19, 20).
+const LAST_LOG_FIELD: u64 = 20;
+
+/// [`seal`] on an event already in canonical form (from [`canonical_encoding`]): hashes the
+/// bytes and splices the three log fields in where field-number order puts them, without
+/// decoding the event. `None` if the bytes are not a well-formed top-level message.
+pub fn seal_canonical(canonical: &[u8], place: LogPlace) -> Option<(Hash, Vec<u8>)> {
+    let hash: Hash = Sha256::digest(canonical).into();
+    let split = first_field_after(canonical, LAST_LOG_FIELD)?;
+    let mut sealed = Vec::with_capacity(canonical.len() + 150);
+    sealed.extend_from_slice(&canonical[..split]);
+    if let Some(previous) = place.previous {
+        prost::encoding::string::encode(18, &to_hex(&previous), &mut sealed);
+    }
+    prost::encoding::string::encode(19, &to_hex(&hash), &mut sealed);
+    prost::encoding::string::encode(20, &place.leaf_index.to_string(), &mut sealed);
+    sealed.extend_from_slice(&canonical[split..]);
+    Some((hash, sealed))
+}
+
+/// Offset of the first top-level field numbered above `number` (the end if none).
+fn first_field_after(mut bytes: &[u8], number: u64) -> Option<usize> {
+    let total = bytes.len();
+    while !bytes.is_empty() {
+        let offset = total - bytes.len();
+        let key = prost::encoding::decode_varint(&mut bytes).ok()?;
+        if key >> 3 > number {
+            return Some(offset);
+        }
+        let skip = match key & 7 {
+            0 => {
+                prost::encoding::decode_varint(&mut bytes).ok()?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(prost::encoding::decode_varint(&mut bytes).ok()?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        bytes = bytes.get(skip..)?;
+    }
+    Some(total)
+}
+
 /// What a stored event says about itself, checked against its own content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealCheck {
@@ -120,5 +176,56 @@ mod tests {
         assert_eq!(content_hash(&mut event), hash);
         event.agent_name = "b".into();
         assert_ne!(content_hash(&mut event), hash);
+    }
+
+    #[test]
+    fn splicing_the_log_fields_gives_the_same_bytes_as_encoding_the_sealed_event() {
+        use chaukas_proto::common::v1::{ToolCall, event::Content};
+        let base = Event {
+            event_id: "e1".into(),
+            tenant_id: "t".into(),
+            agent_name: "a".into(),
+            is_final: true,
+            branch: "main".into(),
+            tags: vec!["x".into(), "y".into()],
+            trace_id: "tr".into(),
+            content: Some(Content::ToolCall(ToolCall {
+                name: "search".into(),
+                ..ToolCall::default()
+            })),
+            pii_categories: vec!["email".into()],
+            ..Event::default()
+        };
+        let bare = Event {
+            event_id: "only".into(),
+            ..Event::default()
+        };
+        for event in [base, bare] {
+            for place in [
+                LogPlace {
+                    leaf_index: 0,
+                    previous: None,
+                },
+                LogPlace {
+                    leaf_index: 123_456,
+                    previous: Some(crate::hash::leaf_hash(b"p")),
+                },
+            ] {
+                let canonical = canonical_encoding(&event);
+                let (hash, spliced) = seal_canonical(&canonical, place).unwrap();
+                let (expected_hash, expected) = seal(&mut event.clone(), place);
+                assert_eq!((hash, spliced), (expected_hash, expected));
+            }
+        }
+        assert_eq!(
+            seal_canonical(
+                &[0x0a, 0x05, 0x01],
+                LogPlace {
+                    leaf_index: 0,
+                    previous: None
+                }
+            ),
+            None
+        );
     }
 }

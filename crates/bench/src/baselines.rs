@@ -134,7 +134,7 @@ pub async fn clickhouse_insert(
     )?;
     let rows: Vec<EventRow> = events
         .iter()
-        .map(|event| EventRow::new(event, &Bytes::from(event.encode_to_vec()), ingest_time_ns))
+        .map(|event| EventRow::new(event, ingest_time_ns))
         .collect();
     let client = config.client()?;
     let started = Instant::now();

@@ -115,7 +115,7 @@ async fn stored_events_form_a_signed_log_whose_tiles_prove_inclusion_and_consist
     verify_consistency(120, 300, &early.root, &latest.root, &proof).unwrap();
 
     // Queries return the server's log fields.
-    let stored = pipeline.stored_events().await;
+    let stored = pipeline.sealed_events().await;
     let sealed = stored
         .iter()
         .find(|e| e.event_id == at_257.event_id && e.tenant_id == "acme")

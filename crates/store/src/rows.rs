@@ -1,6 +1,5 @@
 //! An accepted event as a row of the `events` table.
 
-use bytes::Bytes;
 use chaukas_proto::common::v1::Event;
 use serde::Serialize;
 
@@ -62,8 +61,9 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    /// Builds the row of an event accepted at `ingest_time_ns`, whose encoding is `payload`.
-    pub fn new(event: &Event, payload: &Bytes, ingest_time_ns: i64) -> Self {
+    /// Builds the row of an event accepted at `ingest_time_ns`; its payload is the event's
+    /// canonical encoding, re-made from the decoded event whatever bytes carried it.
+    pub fn new(event: &Event, ingest_time_ns: i64) -> Self {
         let client_time = event.timestamp.as_ref().map(timestamp_nanos);
         let event_time_ns = client_time.unwrap_or(ingest_time_ns);
         let days = event_time_ns
@@ -89,7 +89,9 @@ impl EventRow {
             ingest_time_ns,
             event_date: u16::try_from(days).expect("clamped to the u16 range"),
             search_text: search_text(event),
-            payload: payload.to_vec(),
+            // Canonical, without the log fields, whatever bytes the bus carried: the writer
+            // hashes and seals exactly this (chaukas_audit::content::seal_canonical).
+            payload: chaukas_audit::content::canonical_encoding(event),
             leaf_index: 0,
             content_hash: Vec::new(),
         }
@@ -141,14 +143,14 @@ mod tests {
             }),
             ..Event::default()
         };
-        let row = EventRow::new(&event, &Bytes::from_static(b"x"), 1);
+        let row = EventRow::new(&event, 1);
         assert_eq!(row.event_time_ns, (86_400 * 3 + 5) * 1_000_000_000 + 7);
         assert_eq!(row.has_event_time, 1);
         assert_eq!(row.event_date, 3);
-        assert_eq!(row.payload, b"x");
+        assert_eq!(row.payload, prost::Message::encode_to_vec(&event));
 
         event.timestamp = None;
-        let mut row = EventRow::new(&event, &Bytes::new(), NANOS_PER_DAY * 2 + 9);
+        let mut row = EventRow::new(&event, NANOS_PER_DAY * 2 + 9);
         assert_eq!(row.event_time_ns, NANOS_PER_DAY * 2 + 9);
         assert_eq!(row.has_event_time, 0);
         assert_eq!(row.event_date, 2);

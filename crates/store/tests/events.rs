@@ -1,6 +1,5 @@
 //! Event rows, claims and existence checks against the real ClickHouse of the test harness.
 
-use bytes::Bytes;
 use chaukas_proto::common::v1::Event;
 use chaukas_store::events::{self, ClaimRow};
 use chaukas_store::{ClickHouseConfig, EventRow};
@@ -29,8 +28,7 @@ fn row(tenant: &str, id: &str, seconds: i64) -> EventRow {
         tags: vec!["a".into(), "b".into()],
         ..Event::default()
     };
-    let payload = Bytes::from(event.encode_to_vec());
-    EventRow::new(&event, &payload, 42)
+    EventRow::new(&event, 42)
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ impl Held {
                     envelope
                         .events
                         .iter()
-                        .map(|(event, bytes)| EventRow::new(event, bytes, envelope.ingest_time_ns))
+                        .map(|(event, _)| EventRow::new(event, envelope.ingest_time_ns))
                         .collect()
                 })
                 .map_err(|error| error.to_string());

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chaukas_audit::content::{LogPlace, seal};
+use chaukas_audit::content::{LogPlace, seal, seal_canonical};
 use chaukas_audit::note::sign_note;
 use chaukas_audit::tree::right_edge;
 use chaukas_audit::{Checkpoint, Hash, SignerKey, TileId, TreeEdge, leaf_hash};
@@ -104,15 +104,17 @@ impl Sequencer {
                 .get(row.tenant_id.as_str())
                 .copied()
                 .unwrap_or((head.edge.size(), head.last));
-            let mut event = Event::decode(row.payload.as_slice())
-                .expect("the row's payload was decoded when the message arrived");
-            let (hash, payload) = seal(
-                &mut event,
-                LogPlace {
-                    leaf_index,
-                    previous,
-                },
-            );
+            let place = LogPlace {
+                leaf_index,
+                previous,
+            };
+            // The row's payload is the event's canonical encoding (EventRow::new): hash it and
+            // splice the log fields in, without decoding it again.
+            let (hash, payload) = seal_canonical(&row.payload, place).unwrap_or_else(|| {
+                let mut event = Event::decode(row.payload.as_slice())
+                    .expect("the row's payload was decoded when the message arrived");
+                seal(&mut event, place)
+            });
             row.payload = payload;
             row.leaf_index = leaf_index;
             row.content_hash = hash.to_vec();
