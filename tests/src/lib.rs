@@ -47,6 +47,22 @@ pub fn test_log_config() -> chaukas_audit::LogConfig {
     }
 }
 
+/// Events as their clients sent them: the server's log fields (which every stored event
+/// has, docs/audit.md) checked present, then cleared.
+pub fn as_sent(mut events: Vec<Event>) -> Vec<Event> {
+    for event in &mut events {
+        assert!(
+            event.content_hash.len() == 64 && !event.worm_proof_id.is_empty(),
+            "event {} came back without its log fields",
+            event.event_id
+        );
+        event.content_hash.clear();
+        event.hash_prev.clear();
+        event.worm_proof_id.clear();
+    }
+    events
+}
+
 /// A running gateway and writer of a test's own.
 pub struct Pipeline {
     /// Where gRPC clients connect.
@@ -250,21 +266,9 @@ impl Pipeline {
     }
 
     /// Every stored event as its client sent it: decoded from its payload, ordered by event
-    /// id, with the server's log fields (which every stored event has, docs/audit.md)
-    /// checked present and then cleared.
+    /// id, log fields checked and cleared ([`as_sent`]).
     pub async fn stored_events(&self) -> Vec<Event> {
-        let mut events = self.sealed_events().await;
-        for event in &mut events {
-            assert!(
-                event.content_hash.len() == 64 && !event.worm_proof_id.is_empty(),
-                "event {} was stored without its log fields",
-                event.event_id
-            );
-            event.content_hash.clear();
-            event.hash_prev.clear();
-            event.worm_proof_id.clear();
-        }
-        events
+        as_sent(self.sealed_events().await)
     }
 
     /// Every stored event as stored, log fields filled, ordered by event id.

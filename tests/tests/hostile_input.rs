@@ -147,7 +147,10 @@ async fn the_nesting_limit_holds_on_every_path_at_its_boundary() {
         .await
         .expect("gRPC read")
         .into_inner();
-    assert_eq!(read.response.unwrap().events, vec![deepest.clone()]);
+    assert_eq!(
+        chaukas_tests::as_sent(read.response.unwrap().events),
+        vec![deepest.clone()]
+    );
     let protobuf = http_request(
         pipeline.http,
         "POST",
@@ -169,7 +172,7 @@ async fn the_nesting_limit_holds_on_every_path_at_its_boundary() {
     assert_eq!(json.status, 200, "{json:?}");
     let page: chaukas_proto::common::v1::QueryResponse =
         chaukas_json::from_slice(json.body.as_bytes()).unwrap();
-    assert_eq!(page.events, vec![deepest]);
+    assert_eq!(chaukas_tests::as_sent(page.events), vec![deepest]);
     pipeline.stop().await;
 }
 

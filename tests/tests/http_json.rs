@@ -43,9 +43,11 @@ async fn query_tenant(pipeline: &Pipeline, tenant: &str) -> Vec<Event> {
             .is_some_and(|kind| !kind.starts_with("EVENT_TYPE_")),
         "answers use the document's short enum names: {answer}"
     );
-    chaukas_json::from_value::<QueryResponse>(answer)
-        .unwrap()
-        .events
+    chaukas_tests::as_sent(
+        chaukas_json::from_value::<QueryResponse>(answer)
+            .unwrap()
+            .events,
+    )
 }
 
 #[tokio::test]
