@@ -73,12 +73,15 @@ impl Sequencer {
         leases: &HashMap<String, TenantLease>,
     ) -> Result<(), StoreError> {
         for (tenant, &(shard, term)) in leases {
+            // Touched now, so the checkpoint loop cannot drop it as idle before it is used.
             let valid = self
                 .heads
                 .lock()
                 .expect("heads lock")
-                .get(tenant)
-                .is_some_and(|head| head.shard == shard && head.term == term);
+                .get_mut(tenant)
+                .filter(|head| head.shard == shard && head.term == term)
+                .map(|head| head.touched = Instant::now())
+                .is_some();
             if !valid {
                 let (edge, last) = load(clickhouse, tenant).await?;
                 self.heads.lock().expect("heads lock").insert(
