@@ -152,7 +152,7 @@ async fn all_pages(
             .response
             .unwrap();
         assert!(response.events.len() <= usize::try_from(page_size).unwrap());
-        events.extend(response.events);
+        events.extend(chaukas_tests::as_sent(response.events));
         if response.next_page_token.is_empty() {
             return events;
         }
@@ -323,7 +323,7 @@ async fn every_filter_alone_and_combined_returns_exactly_the_expected_events() {
         .response
         .unwrap();
     assert_eq!(
-        response.events,
+        chaukas_tests::as_sent(response.events),
         expected(
             &events,
             &QueryFilter {

@@ -195,9 +195,14 @@ impl BoundWriter {
                 self.checkpoint_every,
             ));
             writer.run(kv, shutdown).await;
-            // The last batch's checkpoint, then stop signing.
-            tokio::time::sleep(self.checkpoint_every * 2).await;
+            // Stop signing on a timer; sign what the last batches stored, once.
             checkpoints.abort();
+            sequencer::sign_due(
+                &self.sequencer,
+                &self.clickhouse,
+                self.checkpoint_every * 20,
+            )
+            .await;
         }
         stop_http.cancel();
         let _ = backlog.await;

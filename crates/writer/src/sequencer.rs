@@ -277,16 +277,20 @@ pub async fn checkpoint_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let due = sequencer.checkpoints_due();
-        if due.is_empty() {
-            continue;
-        }
-        match tokio::time::timeout(every * 20, stored_log::save_checkpoints(&clickhouse, &due))
-            .await
-        {
-            Ok(Ok(())) => sequencer.signed(&due),
-            Ok(Err(error)) => tracing::warn!(%error, "checkpoints not stored; retrying"),
-            Err(_) => tracing::warn!("checkpoints not stored in time; retrying"),
-        }
+        sign_due(&sequencer, &clickhouse, every * 20).await;
+    }
+}
+
+/// Signs a checkpoint for every tenant whose log grew and stores them, within `limit`;
+/// what fails is signed again next time.
+pub async fn sign_due(sequencer: &Sequencer, clickhouse: &clickhouse::Client, limit: Duration) {
+    let due = sequencer.checkpoints_due();
+    if due.is_empty() {
+        return;
+    }
+    match tokio::time::timeout(limit, stored_log::save_checkpoints(clickhouse, &due)).await {
+        Ok(Ok(())) => sequencer.signed(&due),
+        Ok(Err(error)) => tracing::warn!(%error, "checkpoints not stored; retrying"),
+        Err(_) => tracing::warn!("checkpoints not stored in time; retrying"),
     }
 }
