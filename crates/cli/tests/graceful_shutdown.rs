@@ -112,7 +112,9 @@ async fn a_writer_stopped_with_sigterm_stores_what_it_holds_and_exits_cleanly() 
                 pipeline.grpc,
                 pipeline.grpc,
                 format!("w{sender}"),
-                150,
+                // Enough batches to outlast two restarts, with room: the gateway acks faster
+                // than writers store, so the senders' pace does not depend on the writer.
+                400,
                 acked.clone(),
                 Arc::default(),
                 Arc::default(),
