@@ -1,9 +1,11 @@
 //! Ingestion while the bus or the store is away: nothing accepted is lost or duplicated,
 //! and nothing needs a restart to recover.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chaukas_proto::server::v1 as server;
+use chaukas_testkit::fault_proxy::{FaultProxy, FaultRate};
 use chaukas_testkit::{PrivateClickHouse, PrivateNats};
 use chaukas_tests::corpus::simple_event;
 use chaukas_tests::{Pipeline, SteadyLoad, batch_request};
@@ -153,4 +155,55 @@ async fn too_much_in_flight_is_shed_with_the_sdk_overload_wording() {
         first.message()
     );
     pipeline.stop().await;
+}
+
+/// A shard consumer that vanishes while no pull request of the writer is pending (deleted
+/// by hand, lost by NATS) answers nothing to the next request, ever: the writer must take
+/// the shard over again instead of pulling the vanished consumer forever. Seen in CI as a
+/// shard left unpulled; here the writer's next pull request is held in a proxy while the
+/// consumer is deleted, so it reaches a server that no longer has the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_vanishing_between_pulls_does_not_stall_its_shard() {
+    let proxy = FaultProxy::start(nats_addr(), 17).await;
+    let proxied = format!("nats://{}", proxy.addr);
+    let pipeline = Pipeline::start_with(|_, writer| writer.nats.url = proxied).await;
+    let tenant = "tenant-vanished-consumer";
+    let load = SteadyLoad::start(&pipeline, tenant, 20, Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stream = async_nats::jetstream::new(pipeline.nats.connect().await.unwrap())
+        .get_stream(&pipeline.nats.stream)
+        .await
+        .unwrap();
+    let shard = chaukas_bus::shard_of(tenant, pipeline.nats.shards);
+    // Hold the writer's next pull requests (the pending ones end within a second), delete
+    // the consumer meanwhile, then let the held requests through.
+    proxy.set_rate(FaultRate {
+        per_million: 1_000_000,
+        stall: Duration::from_secs(2),
+        only_containing: &["CONSUMER.MSG.NEXT"],
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stream
+        .delete_consumer(&chaukas_writer::consumer::consumer_name(shard))
+        .await
+        .unwrap();
+    proxy.set_rate(FaultRate::default());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let total = load.stop().await;
+    assert!(
+        proxy.counts().stalls.load(Ordering::Relaxed) > 0,
+        "no pull request was held"
+    );
+    pipeline
+        .assert_stored_once(total, Duration::from_secs(60))
+        .await;
+    pipeline.stop().await;
+}
+
+/// The harness NATS as a socket address, for a proxy in front of it.
+fn nats_addr() -> std::net::SocketAddr {
+    chaukas_testkit::nats_url()
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("the harness NATS URL is nats://<ip>:<port>")
 }

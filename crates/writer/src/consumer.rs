@@ -197,8 +197,11 @@ async fn pull(
             }
         };
         loop {
-            // The server ends a pull request after `PULL_EXPIRES`; a request lost with the
-            // server (a NATS restart) never ends, so the client gives up on it too.
+            // The server ends a pull request after `PULL_EXPIRES`. A request lost with the
+            // server (a NATS restart) or sent to a consumer that is gone (deleted by hand,
+            // lost by NATS: nobody listens on its subject) is never answered, and pulling the
+            // same consumer again would never be either: the shard would stall for good. So
+            // the task takes the shard over again, which re-creates the consumer.
             let next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await;
             let message = match next {
                 Ok(Some(Ok(message))) => message,
@@ -213,8 +216,11 @@ async fn pull(
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    tracing::warn!(shard, "pull request unanswered; pulling again");
-                    break;
+                    tracing::warn!(
+                        shard,
+                        "pull request unanswered; taking the shard over again"
+                    );
+                    return Pulled::Rewind;
                 }
             };
             let sequence = message
