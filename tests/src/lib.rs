@@ -328,6 +328,7 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
     let client = nats.connect().await.expect("connect to NATS");
     let buckets = [
         chaukas_auth::bucket_spec(nats),
+        chaukas_policies::bucket_spec(nats),
         chaukas_writer::leases::bucket_spec(
             &nats.stream,
             Duration::from_secs(lease_ttl_secs),

@@ -85,12 +85,25 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// What the audit keeps of an event holding a leaf.
+/// What the audit keeps of an event holding a leaf (or of a pruned leaf's entry).
 struct Leaf {
     event_id: String,
     recomputed: Hash,
     recorded: Hash,
     hash_prev: Option<Option<Hash>>,
+    /// Retention removed the event: only its recorded entry remains, no chain to check.
+    pruned: bool,
+}
+
+/// Leaves whose events retention removed (`chaukas retention apply`, docs/privacy.md):
+/// below `below` a leaf may have no event; its entry, kept in `log_leaves`, still goes into
+/// the tree, so the signed root covers it as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Leaves below this index may have lost their event.
+    pub below: u64,
+    /// The recorded entries of those leaves, by index.
+    pub entries: BTreeMap<u64, Hash>,
 }
 
 /// What [`audit`] found.
@@ -102,6 +115,8 @@ pub struct Audit {
     pub checked: u64,
     /// Leaves stored after the checkpoint (not yet covered; checked for content only).
     pub newer: u64,
+    /// Leaves whose event retention removed, checked by their recorded entry only.
+    pub pruned: u64,
     /// Root of the checkpointed prefix as rebuilt.
     pub root: Hash,
     /// Everything that does not hold; empty when the log is intact.
@@ -110,6 +125,12 @@ pub struct Audit {
 
 /// Checks `events` (any order) against `checkpoint`.
 pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
+    audit_pruned(events, checkpoint, &Pruned::default())
+}
+
+/// Checks `events` (any order) against `checkpoint`, taking the entries of leaves whose
+/// events retention removed from `pruned`.
+pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &Pruned) -> Audit {
     let count = events.len();
     let mut findings = Vec::new();
     let mut leaves: BTreeMap<u64, Vec<Leaf>> = BTreeMap::new();
@@ -147,7 +168,21 @@ pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
             recomputed: check.recomputed,
             recorded,
             hash_prev: check.previous,
+            pruned: false,
         });
+    }
+    let mut pruned_count = 0;
+    for (&leaf, &entry) in pruned.entries.range(..pruned.below) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = leaves.entry(leaf) {
+            pruned_count += 1;
+            slot.insert(vec![Leaf {
+                event_id: String::new(),
+                recomputed: entry,
+                recorded: entry,
+                hash_prev: None,
+                pruned: true,
+            }]);
+        }
     }
     let mut edge = TreeEdge::empty();
     let mut previous: Option<Hash> = None;
@@ -165,7 +200,7 @@ pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
             });
         }
         let holder = &holders[0];
-        if holder.hash_prev != Some(previous) {
+        if !holder.pruned && holder.hash_prev != Some(previous) {
             findings.push(Finding::ChainBroken {
                 event_id: holder.event_id.clone(),
                 leaf: *leaf,
@@ -195,6 +230,7 @@ pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
         events: count,
         checked: edge.size(),
         newer: stored.saturating_sub(checkpoint.size),
+        pruned: pruned_count,
         root,
         findings,
     }

@@ -16,7 +16,7 @@ use crate::checkpoint;
 use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::workload::Client;
-use crate::{baselines, query};
+use crate::{baselines, privacy, query};
 
 struct Plan {
     baseline_events: usize,
@@ -292,6 +292,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (unkeyed_acked, keyed_acked) = (mean(&unkeyed, true), mean(&keyed, true));
     let (unkeyed_stored, keyed_stored) = (mean(&unkeyed, false), mean(&keyed, false));
+    let privacy_plan = privacy::Plan {
+        events_per_run: plan.auth_events,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        settle,
+    };
+    let privacy = privacy::compare(&target, &watched, &nats, &privacy_plan).await?;
     target.settle(settle).await?;
     let http = ingest::closed_loop(
         &target,
@@ -579,6 +586,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                      "without": {"acked_eps": round(unkeyed_acked), "stored_eps": round(unkeyed_stored)},
                      "with": {"acked_eps": round(keyed_acked), "stored_eps": round(keyed_stored)},
                      "check_ns_per_request": round(check_ns)},
+        "privacy": privacy,
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
         "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
                       "errors": open.errors, "ack": open.ack.summary(),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use chaukas_audit::verify::{Finding, audit};
+use chaukas_audit::verify::{Finding, audit_pruned};
 use chaukas_audit::{Checkpoint, SignerKey, VerifierKey};
 use chaukas_store::ClickHouseConfig;
 use clap::Subcommand;
@@ -93,9 +93,10 @@ pub async fn verify(request: VerifyRequest, config: &VerifyConfig) -> anyhow::Re
         ),
     };
     let events = chaukas_store::log::sealed_events(&client, &request.tenant).await?;
+    let pruned = chaukas_store::retention::pruned(&client, &request.tenant).await?;
     let mut findings: Vec<Finding> = Vec::new();
     if let Some(saved) = saved.filter(|saved| *saved != checkpoint) {
-        let against_saved = audit(events.clone(), &saved);
+        let against_saved = audit_pruned(events.clone(), &saved, &pruned);
         findings.extend(against_saved.findings.into_iter().filter(|finding| {
             matches!(
                 finding,
@@ -109,16 +110,17 @@ pub async fn verify(request: VerifyRequest, config: &VerifyConfig) -> anyhow::Re
             });
         }
     }
-    let report = audit(events, &checkpoint);
+    let report = audit_pruned(events, &checkpoint, &pruned);
     findings.extend(report.findings);
     println!(
-        "tenant {}: {} events, {} leaves checked against the checkpoint of size {} (root {}), {} newer",
+        "tenant {}: {} events, {} leaves checked against the checkpoint of size {} (root {}), {} newer, {} pruned by retention",
         request.tenant,
         report.events,
         report.checked,
         checkpoint.size,
         chaukas_audit::verify::short(&checkpoint.root),
-        report.newer
+        report.newer,
+        report.pruned
     );
     for finding in &findings {
         println!("FAIL {finding}");

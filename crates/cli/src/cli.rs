@@ -38,6 +38,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::keys::KeysCommand,
     },
+    /// Sets and shows privacy policies: retention terms and server-side redaction.
+    Policy {
+        #[command(subcommand)]
+        command: crate::policy::PolicyCommand,
+    },
+    /// Removes event content past each tenant's maximum retention (the only deletion path).
+    Retention {
+        #[command(subcommand)]
+        command: crate::retention::RetentionCommand,
+    },
     /// The audit log's keys: `chaukas log keygen`.
     Log {
         #[command(subcommand)]
@@ -130,6 +140,8 @@ impl Command {
             Self::Migrate => "chaukas-migrate",
             Self::CheckConfig => "chaukas-check-config",
             Self::Keys { .. } => "chaukas-keys",
+            Self::Policy { .. } => "chaukas-policy",
+            Self::Retention { .. } => "chaukas-retention",
             Self::DeadLetters { .. } => "chaukas-dead-letters",
             Self::Log { .. } => "chaukas-log",
             Self::Verify { .. } => "chaukas-verify",
@@ -157,6 +169,7 @@ impl MigrateConfig {
     pub fn buckets(&self) -> Vec<chaukas_bus::kv::BucketSpec> {
         vec![
             chaukas_auth::bucket_spec(&self.nats),
+            chaukas_policies::bucket_spec(&self.nats),
             chaukas_writer::leases::bucket_spec(
                 &self.nats.stream,
                 std::time::Duration::from_secs(self.writer.lease_ttl_secs),

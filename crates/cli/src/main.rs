@@ -5,6 +5,8 @@ mod cli;
 mod dead_letters;
 mod healthcheck;
 mod keys;
+mod policy;
+mod retention;
 
 use clap::Parser;
 
@@ -92,6 +94,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
             keys::run(command, &config).await?;
+        }
+        Command::Policy { command } => {
+            let config: keys::KeysConfig = chaukas_common::config::load(config_file)?;
+            policy::run(command, &config).await?;
+        }
+        Command::Retention { command } => {
+            let config: retention::RetentionConfig = chaukas_common::config::load(config_file)?;
+            retention::run(command, &config).await?;
         }
         Command::Log { command } => audit_log::run(command)?,
         Command::Verify {

@@ -14,6 +14,7 @@ use chaukas_common::errors::{ErrorKind, ServiceError};
 use crate::GatewaySettings;
 use crate::access::Access;
 use crate::metrics::GatewayMetrics;
+use crate::redaction::{RedactionGate, Refused};
 use crate::validate::{Rejection, validate};
 
 /// How long a client should wait before retrying after UNAVAILABLE.
@@ -95,6 +96,8 @@ pub struct BatchOutcome {
 /// Validates and publishes; shared by every gRPC and HTTP handler.
 pub struct Ingestor {
     publisher: Arc<Publisher>,
+    /// Tenant policies, applied to every valid event before it is published.
+    redaction: Arc<RedactionGate>,
     /// Where IngestEvent calls queue to share a publish (group commit).
     singles: mpsc::Sender<Single>,
 }
@@ -127,6 +130,7 @@ impl Ingestor {
         nats: NatsConfig,
         settings: GatewaySettings,
         metrics: Arc<GatewayMetrics>,
+        redaction: Arc<RedactionGate>,
     ) -> Self {
         let mut jetstream = jetstream::new(client);
         jetstream.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
@@ -141,7 +145,11 @@ impl Ingestor {
         });
         let (singles, queue) = mpsc::channel(MAX_GROUP_EVENTS * MAX_GROUPS_IN_FLIGHT);
         tokio::spawn(group_singles(publisher.clone(), queue));
-        Self { publisher, singles }
+        Self {
+            publisher,
+            redaction,
+            singles,
+        }
     }
 
     /// Checks that the streams exist as configured (`chaukas migrate` makes them); retried
@@ -168,6 +176,14 @@ impl Ingestor {
         if let Err(rejection) = validate(&event, settings.max_event_bytes) {
             self.publisher.metrics.rejected(rejection.reason(), 1);
             return Err(IngestError::InvalidEvent(rejection));
+        }
+        match self.redaction.apply(&mut event, settings.max_event_bytes) {
+            Ok(()) => {}
+            Err(Refused::Event(rejection)) => {
+                self.publisher.metrics.rejected(rejection.reason(), 1);
+                return Err(IngestError::InvalidEvent(rejection));
+            }
+            Err(Refused::Request(error)) => return Err(error),
         }
         let (done, answer) = oneshot::channel();
         let gone = || IngestError::Unavailable {
@@ -203,16 +219,20 @@ impl Ingestor {
             .observe(events.len() as f64);
         let mut outcome = BatchOutcome::default();
         let mut valid = Vec::with_capacity(events.len());
+        let max_event_bytes = self.publisher.settings.max_event_bytes;
         for mut event in events {
             let admitted = access
                 .admit(&mut event)
-                .and_then(|()| validate(&event, self.publisher.settings.max_event_bytes));
+                .and_then(|()| validate(&event, max_event_bytes))
+                .map_err(Refused::Event)
+                .and_then(|()| self.redaction.apply(&mut event, max_event_bytes));
             match admitted {
                 Ok(()) => valid.push(event),
-                Err(rejection) => {
+                Err(Refused::Event(rejection)) => {
                     self.publisher.metrics.rejected(rejection.reason(), 1);
                     outcome.rejected.push((event.event_id, rejection));
                 }
+                Err(Refused::Request(error)) => return Err(error),
             }
         }
         if !valid.is_empty() {

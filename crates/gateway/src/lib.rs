@@ -15,6 +15,7 @@ mod http_body;
 mod ingest;
 mod listener;
 mod metrics;
+mod redaction;
 mod service;
 pub mod validate;
 
@@ -75,6 +76,7 @@ pub struct BoundGateway {
     ingestor: Arc<Ingestor>,
     query: service::QueryForwarder,
     guard: Arc<access::Guard>,
+    redaction: Arc<redaction::RedactionGate>,
     registry: Arc<Registry>,
     metrics: Arc<GatewayMetrics>,
     settings: GatewaySettings,
@@ -101,11 +103,13 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
     config.nats.refuse_mismatch(&nats).await?;
     let mut registry = Registry::default();
     let metrics = Arc::new(GatewayMetrics::register(&mut registry));
+    let redaction = Arc::new(redaction::RedactionGate::default());
     let ingestor = Ingestor::new(
         nats.clone(),
         config.nats.clone(),
         config.gateway.clone(),
         metrics.clone(),
+        redaction.clone(),
     );
     chaukas_proto::codec::set_max_batch_events(config.gateway.max_batch_events);
     let query = service::QueryForwarder::new(
@@ -128,6 +132,7 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         http,
         query,
         guard,
+        redaction,
         nats,
         ingestor: Arc::new(ingestor),
         registry: Arc::new(registry),
@@ -157,6 +162,7 @@ impl BoundGateway {
         let setup = tokio::spawn(keep_setting_up(
             self.ingestor.clone(),
             self.guard.clone(),
+            self.redaction.clone(),
             jetstream::new(self.nats.clone()),
             self.nats_config.clone(),
             streams_ready.clone(),
@@ -164,10 +170,12 @@ impl BoundGateway {
         ));
         let nats = self.nats.clone();
         let guard = self.guard.clone();
+        let redaction = self.redaction.clone();
         let ready = move || {
             let nats = nats.clone();
             let streams_ready = streams_ready.clone();
             let keys_loaded = guard.loaded();
+            let policies_loaded = redaction.loaded();
             async move {
                 if !chaukas_bus::is_connected(&nats) {
                     Err("not connected to NATS".to_owned())
@@ -178,6 +186,8 @@ impl BoundGateway {
                     )
                 } else if !keys_loaded {
                     Err("API keys are not loaded yet".to_owned())
+                } else if !policies_loaded {
+                    Err("privacy policies are not loaded yet".to_owned())
                 } else {
                     Ok(())
                 }
@@ -281,11 +291,12 @@ impl BoundGateway {
 /// A running server's task.
 type ServerTask = tokio::task::JoinHandle<Result<(), GatewayError>>;
 
-/// Sets up the streams, then loads (and starts watching) the API keys, retrying while NATS
-/// is unreachable; the gateway is ready once both are done.
+/// Sets up the streams, then loads (and starts watching) the API keys and the privacy
+/// policies, retrying while NATS is unreachable; the gateway is ready once all are done.
 async fn keep_setting_up(
     ingestor: Arc<Ingestor>,
     guard: Arc<access::Guard>,
+    redaction: Arc<redaction::RedactionGate>,
     jetstream: jetstream::Context,
     nats: chaukas_bus::NatsConfig,
     ready: Arc<AtomicBool>,
@@ -300,12 +311,22 @@ async fn keep_setting_up(
         match streams {
             Ok(()) => {
                 ready.store(true, Ordering::Relaxed);
-                match chaukas_auth::KeyStore::open_watched(&jetstream, &nats).await {
-                    Ok(keys) => {
-                        guard.load(keys);
-                        return;
+                if !guard.loaded() {
+                    match chaukas_auth::KeyStore::open_watched(&jetstream, &nats).await {
+                        Ok(keys) => guard.load(keys),
+                        Err(error) => tracing::warn!(%error, "loading API keys failed, retrying"),
                     }
-                    Err(error) => tracing::warn!(%error, "loading API keys failed, retrying"),
+                }
+                if guard.loaded() {
+                    match chaukas_policies::PolicyStore::open_watched(&jetstream, &nats).await {
+                        Ok(policies) => {
+                            redaction.load(policies);
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "loading privacy policies failed, retrying");
+                        }
+                    }
                 }
             }
             Err(error @ chaukas_bus::BusError::Mismatch { .. }) => {

@@ -43,6 +43,15 @@ impl Rejection {
         Self::new(field, problem)
     }
 
+    /// The tenant's redaction policy cannot be applied to the event (fail closed).
+    pub(crate) fn redaction(field: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            field: Cow::Borrowed(field),
+            problem: problem.into(),
+            reason: "redaction",
+        }
+    }
+
     /// Short, stable label for metrics.
     pub fn reason(&self) -> &'static str {
         self.reason

@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 pub mod log;
 pub mod migrations;
+pub mod retention;
 mod rows;
 pub mod search;
 mod version;

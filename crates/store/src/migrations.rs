@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_log",
         sql: include_str!("../migrations/0004_audit_log.sql"),
     },
+    Migration {
+        version: 5,
+        name: "retention",
+        sql: include_str!("../migrations/0005_retention.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

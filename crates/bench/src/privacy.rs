@@ -1,0 +1,141 @@
+//! The cost of a realistic privacy policy (issue #15): closed-loop ingest of tenants under a
+//! policy of 10 rules and every detector, against tenants without one, alternated (ABBA) so
+//! drift and table growth weigh on both alike; gateway CPU per 1k events for each.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use chaukas_bus::NatsConfig;
+use chaukas_policies::PolicyStore;
+use chaukas_privacy::Policy;
+use serde_json::{Value, json};
+
+use crate::ingest::{self, ClosedLoop, Target, Transport};
+use crate::procs::{CpuMark, Watched};
+
+/// Ten rules over fields the workload fills (and some it does not, as real policies have),
+/// plus all seven detectors.
+const POLICY: &str = r#"{
+  "retention": {"min_days": 2190, "max_days": 2555},
+  "redaction": {
+    "rules": [
+      {"path": "/llm_invocation/request/messages/*/content", "method": "mask", "category": "prompt"},
+      {"path": "/llm_invocation/response/choices/*/message/content", "method": "mask", "category": "completion"},
+      {"path": "/tool_call/arguments/password", "method": "drop"},
+      {"path": "/tool_call/arguments/api_key", "method": "drop"},
+      {"path": "/mcp_call/request/token", "method": "drop"},
+      {"path": "/metadata/user_email", "method": "hash", "category": "email"},
+      {"path": "/metadata/customer_id", "method": "hash", "category": "customer"},
+      {"path": "/data_access/document_ids/*", "method": "hash", "category": "document"},
+      {"path": "/agent_handoff/handoff_data", "method": "drop"},
+      {"path": "/state_update/credentials", "method": "drop"}
+    ],
+    "detectors": {"email": "hash", "phone": "mask", "payment_card": "mask", "iban": "mask",
+                  "ip_address": "mask", "us_ssn": "mask", "secret": "mask"}
+  }
+}"#;
+
+/// What one side of the comparison measured, averaged over its runs.
+#[derive(Default)]
+struct Side {
+    acked: Vec<f64>,
+    stored: Vec<f64>,
+    gateway_cpu: Vec<f64>,
+}
+
+impl Side {
+    fn add(&mut self, run: &ClosedLoop, gateway_cpu: Option<f64>) {
+        self.acked.push(run.acked_per_second);
+        self.stored.push(run.stored_per_second);
+        self.gateway_cpu.extend(gateway_cpu);
+    }
+
+    fn json(&self) -> Value {
+        json!({"acked_eps": mean(&self.acked).round(), "stored_eps": mean(&self.stored).round(),
+               "gateway_cpu_s_per_1k": (mean(&self.gateway_cpu) * 100_000.0).round() / 100_000.0})
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The comparison's settings.
+pub struct Plan {
+    pub events_per_run: u64,
+    pub batch: usize,
+    pub concurrency: u64,
+    pub settle: Duration,
+}
+
+/// Runs the comparison; prints its lines and returns its JSON.
+pub async fn compare(
+    target: &Target,
+    watched: &[Watched],
+    nats: &async_nats::Client,
+    plan: &Plan,
+) -> anyhow::Result<Value> {
+    // Each side has tenants of its own: the policy's tenants under a run name of their own.
+    let mut private = target.clone();
+    private.run = format!("{}-pii", target.run);
+    let store = PolicyStore::open(&jetstream::new(nats.clone()), &NatsConfig::default()).await?;
+    let policy = Policy::parse(POLICY.as_bytes())?;
+    // Clients map onto tenants by `client % tenants`: this covers every client's tenant.
+    for client in 0..target.tenants {
+        let tenant = crate::workload::tenant_of(&private.run, client, target.tenants);
+        store
+            .set(&tenant, None, policy.clone(), "chaukas-bench")
+            .await?;
+    }
+    // Gateways learn new policies through their watch; give it a moment.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut without, mut with) = (Side::default(), Side::default());
+    for round in 0..2u64 {
+        let order = if round == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with_policy in order {
+            target.settle(plan.settle).await?;
+            let side = if with_policy { &private } else { target };
+            let first_client = 7_000 + plan.concurrency * (2 * round + u64::from(with_policy));
+            let mark = CpuMark::take(watched);
+            let run = ingest::closed_loop(
+                side,
+                Transport::Grpc,
+                plan.events_per_run,
+                plan.batch,
+                plan.concurrency,
+                first_client,
+                None,
+            )
+            .await?;
+            let gateway = mark
+                .per_thousand(run.events)
+                .into_iter()
+                .find(|(name, _)| name == "gateway")
+                .map(|(_, seconds)| seconds);
+            if with_policy { &mut with } else { &mut without }.add(&run, gateway);
+        }
+    }
+    let ratio = |a: &[f64], b: &[f64]| (mean(a) / mean(b) * 1000.0).round() / 1000.0;
+    let result = json!({
+        "events_per_run": plan.events_per_run, "runs_each": 2,
+        "rules": policy.redaction.rules.len(), "detectors": policy.redaction.detectors.len(),
+        "without": without.json(), "with": with.json(),
+        "stored_ratio": ratio(&with.stored, &without.stored),
+        "gateway_cpu_ratio": ratio(&with.gateway_cpu, &without.gateway_cpu),
+    });
+    println!(
+        "  privacy policy (10 rules + 7 detectors): stored {:.0} vs {:.0} ev/s (x{}), gateway CPU/1k {:.5} vs {:.5} s (x{})",
+        mean(&with.stored),
+        mean(&without.stored),
+        result["stored_ratio"],
+        mean(&with.gateway_cpu),
+        mean(&without.gateway_cpu),
+        result["gateway_cpu_ratio"]
+    );
+    Ok(result)
+}

@@ -1,0 +1,110 @@
+use super::*;
+
+fn all() -> DetectorSet {
+    let mut set = DetectorSet::default();
+    for detector in Detector::ALL {
+        set.insert(detector);
+    }
+    set
+}
+
+fn found(text: &str) -> Vec<(&str, &'static str)> {
+    let mut hits = Vec::new();
+    scan(text, all(), &mut hits);
+    hits.iter()
+        .map(|hit| (&text[hit.start..hit.end], hit.detector.category()))
+        .collect()
+}
+
+#[test]
+fn finds_each_kind() {
+    assert_eq!(
+        found("write to jane.doe+x@mail.example.co.uk."),
+        [("jane.doe+x@mail.example.co.uk", "email")]
+    );
+    assert_eq!(
+        found("call +44 20 7946 0958 now"),
+        [("+44 20 7946 0958", "phone")]
+    );
+    assert_eq!(found("or (555) 123-4567"), [("(555) 123-4567", "phone")]);
+    assert_eq!(
+        found("card 4111 1111 1111 1111 exp"),
+        [("4111 1111 1111 1111", "payment_card")]
+    );
+    assert_eq!(
+        found("amex 378282246310005"),
+        [("378282246310005", "payment_card")]
+    );
+    assert_eq!(
+        found("iban GB82 WEST 1234 5698 7654 32 thanks"),
+        [("GB82 WEST 1234 5698 7654 32", "iban")]
+    );
+    assert_eq!(
+        found("DE89370400440532013000"),
+        [("DE89370400440532013000", "iban")]
+    );
+    assert_eq!(
+        found("from 192.168.1.20:443"),
+        [("192.168.1.20", "ip_address")]
+    );
+    assert_eq!(
+        found("v6 2001:db8::8a2e:370:7334 up"),
+        [("2001:db8::8a2e:370:7334", "ip_address")]
+    );
+    assert_eq!(found("ssn 123-45-6789"), [("123-45-6789", "us_ssn")]);
+}
+
+#[test]
+fn finds_secrets_of_known_shapes() {
+    let openai = "sk-proj-abcdefghijklmnopqrstuvwxyz0123";
+    assert_eq!(found(&format!("key={openai} ok")), [(openai, "secret")]);
+    let github = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    assert_eq!(found(github), [(github, "secret")]);
+    let aws = "AKIAIOSFODNN7EXAMPLE";
+    assert_eq!(found(&format!("id {aws}")), [(aws, "secret")]);
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl";
+    assert_eq!(found(jwt), [(jwt, "secret")]);
+    let bearer = "Bearer abcdefghijklmnopqrstuvwxyz";
+    assert_eq!(
+        found(&format!("Authorization: {bearer}")),
+        [(bearer, "secret")]
+    );
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIabc\n-----END RSA PRIVATE KEY-----";
+    assert_eq!(found(&format!("k: {pem} end")), [(pem, "secret")]);
+}
+
+#[test]
+fn leaves_ordinary_numbers_and_words_alone() {
+    for text in [
+        "version 1.2.3 released 2024-01-15 at 10:30:00",
+        "order 1700000000123 shipped, 42 items, ratio 3.14159",
+        "4111 1111 1111 1112 fails the Luhn check",
+        "000-12-3456 and 666-12-3456 are never issued",
+        "256.1.1.1 is no address; neither is 1.2.3",
+        "GB82 WEST 1234 5698 7654 33 has a bad check",
+        "skip-this-word and AKIA alone and user@localhost",
+        "a plain sentence without anything personal in it at all",
+        "1234567890 is a bare number, not a phone",
+    ] {
+        assert_eq!(found(text), [], "{text}");
+    }
+}
+
+#[test]
+fn overlapping_hits_keep_the_first_and_longest() {
+    // The email's digits are not also a phone number.
+    assert_eq!(
+        found("x 5551234567890@example.com"),
+        [("5551234567890@example.com", "email")]
+    );
+}
+
+#[test]
+fn only_enabled_detectors_run() {
+    let mut only_email = DetectorSet::default();
+    only_email.insert(Detector::Email);
+    let mut hits = Vec::new();
+    scan("a@b.io 4111111111111111", only_email, &mut hits);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].detector, Detector::Email);
+}
