@@ -45,6 +45,9 @@ pub enum Finding {
     RootMismatch { size: u64 },
     /// The signed checkpoint covers more leaves than are stored: the log was rolled back.
     Truncated { size: u64, stored: u64 },
+    /// A prune is recorded, but its run left no retention event in the log: the record
+    /// may have been written to excuse a deletion.
+    UnloggedPrune { below: u64 },
 }
 
 impl std::fmt::Display for Finding {
@@ -80,6 +83,12 @@ impl std::fmt::Display for Finding {
             Self::Truncated { size, stored } => write!(
                 f,
                 "the checkpoint covers {size} leaves but only {stored} are stored (rolled back)"
+            ),
+            Self::UnloggedPrune { below } => write!(
+                f,
+                "a prune below leaf {below} is recorded but no retention run logged it \
+                 (no event {})",
+                retention_event_id(*below)
             ),
         }
     }
@@ -128,11 +137,25 @@ pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
     audit_pruned(events, checkpoint, &Pruned::default())
 }
 
+/// The id of the event a retention run publishes for a prune below `below` (and the one
+/// the audit looks for).
+pub fn retention_event_id(below: u64) -> String {
+    format!("chaukas-retention-{below}")
+}
+
 /// Checks `events` (any order) against `checkpoint`, taking the entries of leaves whose
 /// events retention removed from `pruned`.
 pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &Pruned) -> Audit {
     let count = events.len();
     let mut findings = Vec::new();
+    if pruned.below > 0 {
+        let logged = retention_event_id(pruned.below);
+        if !events.iter().any(|event| event.event_id == logged) {
+            findings.push(Finding::UnloggedPrune {
+                below: pruned.below,
+            });
+        }
+    }
     let mut leaves: BTreeMap<u64, Vec<Leaf>> = BTreeMap::new();
     for event in events {
         if event.content_hash.is_empty() {

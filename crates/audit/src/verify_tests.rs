@@ -165,3 +165,65 @@ fn a_rollback_and_a_rewrite_with_fresh_hashes_are_caught_by_the_checkpoint() {
     let findings = audit(events, &checkpoint).findings;
     assert_eq!(findings, vec![Finding::RootMismatch { size: 10 }]);
 }
+
+/// The first `below` events removed by retention, their entries kept as `log_leaves` keeps
+/// them; the retention run's event renamed into the log at `run_at`.
+fn pruned_log(n: u64, below: u64, run_at: usize) -> (Vec<StoredEvent>, Checkpoint, Pruned) {
+    let (mut events, checkpoint) = sealed_log(n);
+    events[run_at].event_id = retention_event_id(below);
+    let entries = events
+        .iter()
+        .filter(|event| event.leaf_index < below)
+        .map(|event| {
+            (
+                event.leaf_index,
+                Hash::try_from(event.content_hash.as_slice()).unwrap(),
+            )
+        })
+        .collect();
+    events.retain(|event| event.leaf_index >= below);
+    (events, checkpoint, Pruned { below, entries })
+}
+
+#[test]
+fn pruned_leaves_are_checked_by_their_entries_and_counted() {
+    let (events, checkpoint, pruned) = pruned_log(50, 20, 45);
+    let audit = audit_pruned(events.clone(), &checkpoint, &pruned);
+    assert_eq!(audit.findings, vec![]);
+    assert_eq!((audit.pruned, audit.checked), (20, 50));
+    // Without the prune record the same store is a deletion.
+    let plain = super::audit(events, &checkpoint);
+    assert!(plain.findings.contains(&Finding::MissingLeaf { leaf: 0 }));
+}
+
+#[test]
+fn a_lost_or_changed_pruned_entry_and_an_unlogged_prune_are_named() {
+    let (events, checkpoint, mut pruned) = pruned_log(50, 20, 45);
+    pruned.entries.remove(&3);
+    let audit = audit_pruned(events.clone(), &checkpoint, &pruned);
+    assert!(
+        audit.findings.contains(&Finding::MissingLeaf { leaf: 3 }),
+        "{:?}",
+        audit.findings
+    );
+
+    let (events, checkpoint, mut pruned) = pruned_log(50, 20, 45);
+    pruned.entries.insert(3, [7; 32]);
+    let audit = audit_pruned(events, &checkpoint, &pruned);
+    assert!(
+        audit.findings.contains(&Finding::RootMismatch { size: 50 }),
+        "{:?}",
+        audit.findings
+    );
+
+    let (mut events, checkpoint, pruned) = pruned_log(50, 20, 45);
+    events.retain(|event| event.event_id != retention_event_id(20));
+    let audit = audit_pruned(events, &checkpoint, &pruned);
+    assert!(
+        audit
+            .findings
+            .contains(&Finding::UnloggedPrune { below: 20 }),
+        "{:?}",
+        audit.findings
+    );
+}

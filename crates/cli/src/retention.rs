@@ -188,7 +188,7 @@ async fn record_in_log(
         .collect(),
     };
     let event = Event {
-        event_id: format!("chaukas-retention-{}", row.pruned_below),
+        event_id: chaukas_audit::verify::retention_event_id(row.pruned_below),
         tenant_id: row.tenant_id.clone(),
         r#type: EventType::System as i32,
         severity: Severity::Info as i32,

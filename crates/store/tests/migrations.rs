@@ -41,6 +41,7 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "log_checkpoints",
             "log_leaves",
             "log_leaves_mv",
+            "log_prunes",
             "log_tiles",
             "schema_migrations",
             "session_spans",
