@@ -97,39 +97,53 @@ start_nats() {
   wait_for nats 30 curl -fsS "http://127.0.0.1:$monitor/healthz?js-enabled-only=true"
 }
 
-# clickhouse_role_users MIGRATE_PASSWORD WRITER_PASSWORD QUERY_PASSWORD: users.xml entries
-# for the three roles. ClickHouse 18.16 has no SQL grants, so the split is by profile: the
-# query user is `readonly = 2` (reads, and may set per-statement limits; no writes, no DDL);
-# the writer and migrate users may write; all are confined to loopback. The passwordless
-# `default` user is dropped: its password is set to a random value nobody is given.
+# clickhouse_role_users MIGRATE WRITER QUERY SCRATCH (passwords): users.xml entries for the
+# roles, checked on the real 18.16 server (docs/privacy.md, "What each layer enforces"):
+# - migrate owns the schema and runs retention (the admin);
+# - writer is insert-only: profile chaukas_insert (allow_ddl = 0: no ALTER ... DELETE, DROP,
+#   TRUNCATE, DETACH, RENAME, OPTIMIZE, and it cannot turn allow_ddl back on), confined to
+#   the events and scratch databases;
+# - scratch makes and drops the writer's insert stages and claim lookups, confined to the
+#   scratch database (it cannot even read `events`);
+# - query is readonly = 2 (reads, and may set per-statement limits; no writes, no DDL).
+# All are confined to loopback. The passwordless `default` user is dropped: its password is
+# set to a random value nobody is given.
 clickhouse_role_users() {
-  local migrate=$1 writer=$2 query=$3 role password
-  for role in migrate writer query; do
+  local migrate=$1 writer=$2 query=$3 scratch=$4 role password profile databases
+  local events_db=${CHAUKAS_CLICKHOUSE__DATABASE:-chaukas}
+  local scratch_db=${CHAUKAS_WRITER__SCRATCH_DATABASE:-${events_db}_scratch}
+  for role in migrate writer query scratch; do
+    databases=""
     case $role in
-      migrate) password=$migrate ;;
-      writer) password=$writer ;;
-      query) password=$query ;;
+      migrate) password=$migrate profile=default ;;
+      writer) password=$writer profile=chaukas_insert
+        databases="<database>$events_db</database><database>$scratch_db</database>" ;;
+      query) password=$query profile=chaukas_read
+        databases="<database>$events_db</database>" ;;
+      scratch) password=$scratch profile=default
+        databases="<database>$scratch_db</database>" ;;
     esac
     cat <<XML
         <chaukas_$role>
             <password_sha256_hex>$(printf '%s' "$password" | sha256sum | cut -d' ' -f1)</password_sha256_hex>
             <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
-            <profile>$([ "$role" = query ] && echo chaukas_read || echo default)</profile>
-            <quota>default</quota>
+            <profile>$profile</profile>
+            <quota>default</quota>$([ -n "$databases" ] && echo "
+            <allow_databases>$databases</allow_databases>")
         </chaukas_$role>
 XML
   done
 }
 
-# write_clickhouse_config HTTP_PORT TCP_PORT [MIGRATE WRITER QUERY passwords]: a minimal
+# write_clickhouse_config HTTP_PORT TCP_PORT [MIGRATE WRITER QUERY SCRATCH passwords]: a minimal
 # config with data under
 # $RUN_DIR/clickhouse and no system log tables (query_log, trace_log, part_log, ... are
 # only created when configured), so a long-running laptop stack does not fill the disk.
 write_clickhouse_config() {
   local http=$1 tcp=$2 dir="$RUN_DIR/clickhouse" default_password="" role_users=""
-  if [ $# -ge 5 ]; then
+  if [ $# -ge 6 ]; then
     default_password="<password_sha256_hex>$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)</password_sha256_hex>"
-    role_users=$(clickhouse_role_users "$3" "$4" "$5")
+    role_users=$(clickhouse_role_users "$3" "$4" "$5" "$6")
   else
     default_password="<password></password>"
   fi
@@ -179,6 +193,11 @@ XML
             <log_queries>0</log_queries>
             <readonly>2</readonly>
         </chaukas_read>
+        <chaukas_insert>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <log_queries>0</log_queries>
+            <allow_ddl>0</allow_ddl>
+        </chaukas_insert>
     </profiles>
     <users>
 $role_users
@@ -208,7 +227,7 @@ $role_users
 XML
 }
 
-# start_clickhouse HTTP_PORT TCP_PORT [MIGRATE WRITER QUERY passwords]
+# start_clickhouse HTTP_PORT TCP_PORT [MIGRATE WRITER QUERY SCRATCH passwords]
 start_clickhouse() {
   local http=$1 tcp=$2
   write_clickhouse_config "$@"

@@ -64,6 +64,10 @@ service_env() {
   # The audit log's signing key (docs/audit.md): writers sign checkpoints with it, the
   # query service serves its verifier key.
   export CHAUKAS_LOG__SIGNING_KEY_FILE="$RUN_DIR/secrets/log-signing-key"
+  # The writer's scratch tables in a database of their own, made and dropped by a user
+  # confined to it, so the writer's own user is insert-only (docs/privacy.md).
+  export CHAUKAS_WRITER__SCRATCH_DATABASE=chaukas_scratch CHAUKAS_WRITER__SCRATCH_USER=chaukas_scratch
+  export CHAUKAS_WRITER__SCRATCH_PASSWORD="$(local_secret clickhouse-scratch)"
 }
 
 # The audit log's signing key, made once per $RUN_DIR with `chaukas log keygen`.
@@ -88,7 +92,8 @@ up() {
   start_nats "$NATS_PORT" "$NATS_MONITOR_PORT" chaukas "$(local_secret nats)"
   log "starting ClickHouse on 127.0.0.1:$CLICKHOUSE_HTTP_PORT"
   start_clickhouse "$CLICKHOUSE_HTTP_PORT" "$CLICKHOUSE_TCP_PORT" \
-    "$(local_secret clickhouse-migrate)" "$(local_secret clickhouse-writer)" "$(local_secret clickhouse-query)"
+    "$(local_secret clickhouse-migrate)" "$(local_secret clickhouse-writer)" \
+    "$(local_secret clickhouse-query)" "$(local_secret clickhouse-scratch)"
 
   service_env
   log_key "$bin"

@@ -139,3 +139,43 @@ pub async fn compare(
     );
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy's cost per event on the benchmark's own events, outside any service
+    /// (`cargo test --release -p chaukas-bench -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a timing, not a check: run by hand"]
+    fn redaction_cost_on_the_workload() {
+        let policy = Policy::parse(POLICY.as_bytes()).unwrap();
+        let salt = chaukas_privacy::Salt {
+            id: "bench".into(),
+            key: chaukas_privacy::Keyed::new(b"bench secret"),
+        };
+        let redactor = chaukas_privacy::Redactor::new([&policy], Some(salt));
+        let mut client = crate::workload::Client::new("r1", 1, 50);
+        let events = client.batch(20_000);
+        let started = std::time::Instant::now();
+        let mut changed = 0;
+        for event in &events {
+            let mut copy = event.clone();
+            changed += usize::from(!redactor.apply(&mut copy).unwrap().is_empty());
+        }
+        let with = started.elapsed();
+        let started = std::time::Instant::now();
+        for event in &events {
+            std::hint::black_box(event.clone());
+        }
+        let clone_only = started.elapsed();
+        #[allow(clippy::cast_precision_loss)]
+        let per = |d: std::time::Duration| d.as_nanos() as f64 / events.len() as f64;
+        println!(
+            "{:.0} ns per event with the policy, {:.0} ns for the clone alone; {changed} of {} changed",
+            per(with),
+            per(clone_only),
+            events.len()
+        );
+    }
+}

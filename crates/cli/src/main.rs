@@ -150,6 +150,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.applied,
                 report.already_applied
             );
+            let scratch = &config.writer.scratch_database;
+            if !scratch.is_empty() {
+                chaukas_store::scratch::prepare(&config.clickhouse, scratch).await?;
+                println!("clickhouse scratch database {scratch}: ready");
+            }
             let client = config.nats.connect().await?;
             let jetstream = async_nats::jetstream::new(client);
             for line in config

@@ -89,13 +89,50 @@ impl DetectorSet {
     }
 }
 
+/// The detectors that could find anything in `bytes` at all: an email needs an `@`;
+/// numbers, cards, SSNs, IPv4 and IBANs a digit; IPv6 a `:`; every secret shape a capital,
+/// `-` or `_`; an IBAN a capital. Plain comparisons the compiler turns into vector
+/// instructions, so the common case — prose with nothing personal in it — costs a fraction
+/// of a nanosecond a byte.
+fn possible(bytes: &[u8], enabled: DetectorSet) -> DetectorSet {
+    let (mut at, mut digit, mut colon, mut mark, mut upper) = (0u8, 0u8, 0u8, 0u8, 0u8);
+    for chunk in bytes.chunks(256) {
+        for &b in chunk {
+            at |= u8::from(b == b'@');
+            digit |= u8::from(b.wrapping_sub(b'0') < 10);
+            colon |= u8::from(b == b':');
+            mark |= u8::from(b == b'-') | u8::from(b == b'_');
+            upper |= u8::from(b.wrapping_sub(b'A') < 26);
+        }
+        if at & digit & colon & mark & upper != 0 {
+            break;
+        }
+    }
+    let (at, digit, colon, mark, upper) = (at != 0, digit != 0, colon != 0, mark != 0, upper != 0);
+    let mut possible = DetectorSet::default();
+    let mut admit = |detector: Detector, needs: bool| {
+        if needs && enabled.contains(detector) {
+            possible.insert(detector);
+        }
+    };
+    admit(Detector::Email, at);
+    admit(Detector::Phone, digit);
+    admit(Detector::PaymentCard, digit);
+    admit(Detector::UsSsn, digit);
+    admit(Detector::Iban, digit && upper);
+    admit(Detector::IpAddress, digit || colon);
+    admit(Detector::Secret, mark || upper);
+    possible
+}
+
 /// Finds the values of the enabled detectors in `text`, in order, never overlapping.
 pub fn scan(text: &str, enabled: DetectorSet, hits: &mut Vec<Hit>) {
     hits.clear();
-    if enabled.is_empty() || !worth_scanning(text.as_bytes()) {
+    let bytes = text.as_bytes();
+    let enabled = possible(bytes, enabled);
+    if enabled.is_empty() {
         return;
     }
-    let bytes = text.as_bytes();
     let mut found: Vec<Hit> = Vec::new();
     if enabled.contains(Detector::Email) {
         emails(bytes, &mut found);
@@ -116,14 +153,6 @@ pub fn scan(text: &str, enabled: DetectorSet, hits: &mut Vec<Hit>) {
             hits.push(hit);
         }
     }
-}
-
-/// Text without a digit, `@` or `:` and shorter than any secret cannot hold a finding.
-fn worth_scanning(bytes: &[u8]) -> bool {
-    bytes.len() >= 16
-        || bytes
-            .iter()
-            .any(|&b| b.is_ascii_digit() || b == b'@' || b == b':')
 }
 
 pub(crate) fn is_word(b: u8) -> bool {

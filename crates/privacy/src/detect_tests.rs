@@ -108,3 +108,34 @@ fn only_enabled_detectors_run() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].detector, Detector::Email);
 }
+
+#[test]
+#[ignore = "a timing, not a check: run by hand"]
+fn scan_cost() {
+    let words = [
+        "agent", "tool", "weather", "invoice", "search", "policy", "the", "of",
+    ];
+    let prose: String = (0..120)
+        .map(|i| words[i % words.len()])
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut hits = Vec::new();
+    let rounds = 200_000u32;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        scan(std::hint::black_box(&prose), all(), &mut hits);
+    }
+    println!(
+        "scan of {} bytes: {:.0} ns",
+        prose.len(),
+        started.elapsed().as_nanos() as f64 / f64::from(rounds)
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(possible(std::hint::black_box(prose.as_bytes()), all()));
+    }
+    println!(
+        "possible(): {:.0} ns",
+        started.elapsed().as_nanos() as f64 / f64::from(rounds)
+    );
+}

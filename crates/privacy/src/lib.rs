@@ -22,7 +22,12 @@ pub use pointer::{Pattern, PointerError};
 pub use policy::{MAX_POINTER, MAX_RULES, Method, Policy, PolicyError, Redaction, Retention, Rule};
 pub use walk::Change;
 
-use walk::{CompiledRule, Walk};
+use walk::{Buffers, CompiledRule, Walk};
+
+thread_local! {
+    /// Each thread's walk memory, reused for every event it redacts.
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
+}
 
 /// A tenant secret for the `hash` method, and its public name.
 #[derive(Clone)]
@@ -109,12 +114,20 @@ impl Redactor {
             return Err(RedactError::SecretMissing);
         }
         let key = self.salt.as_ref().map(|salt| &salt.key);
-        let mut walk = Walk::new(&self.rules, self.detectors, &self.detector_methods, key);
-        schema::walk_event(event, &mut walk);
+        let changes = BUFFERS.with_borrow_mut(|buffers| {
+            let mut walk = Walk::new(
+                &self.rules,
+                self.detectors,
+                &self.detector_methods,
+                key,
+                buffers,
+            );
+            schema::walk_event(event, &mut walk);
+            walk.changes
+        });
         if !event.extensions.is_empty() && !self.detectors.is_empty() {
             return Err(RedactError::Uninspectable);
         }
-        let changes = walk.changes;
         if !changes.is_empty() {
             self.record(event, &changes);
         }

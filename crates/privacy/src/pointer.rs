@@ -60,24 +60,23 @@ impl Pattern {
         &self.segments
     }
 
-    /// Matches the pattern against a path kept as one buffer and the end offset of each
-    /// segment (the walk's form, which allocates nothing): `(exactly here, maybe below)`.
-    pub fn relate(&self, path: &str, ends: &[usize]) -> (bool, bool) {
-        if self.segments.len() < ends.len() {
-            return (false, false);
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether the pattern has no segment (never: parsing refuses the empty pointer).
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Whether segment `depth` of the pattern admits `step` (`*` admits anything).
+    pub fn admits(&self, depth: usize, step: &str) -> bool {
+        match self.segments.get(depth) {
+            Some(Segment::Any) => true,
+            Some(Segment::Name(name)) => name == step,
+            None => false,
         }
-        let mut start = 0;
-        for (segment, &end) in self.segments.iter().zip(ends) {
-            let step = &path[start..end];
-            start = end;
-            if let Segment::Name(name) = segment
-                && name != step
-            {
-                return (false, false);
-            }
-        }
-        let exact = self.segments.len() == ends.len();
-        (exact, !exact)
     }
 
     /// Whether the pattern addresses exactly `path`.

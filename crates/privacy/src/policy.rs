@@ -10,8 +10,9 @@ use crate::detect::Detector;
 use crate::pointer::{Pattern, Segment};
 use crate::schema::{EVENT, Shape};
 
-/// Most rules one policy may hold: each is matched at every node of every event.
-pub const MAX_RULES: usize = 256;
+/// Most rules one policy may hold: a tenant's and a project's rules are matched together,
+/// one bit each, at every node of every event.
+pub const MAX_RULES: usize = 64;
 /// Longest pointer accepted.
 pub const MAX_POINTER: usize = 512;
 

@@ -400,3 +400,114 @@ fn every_text_the_schema_lists_is_reached_by_the_walk() {
         .sum();
     assert_eq!(reached, texts.len(), "every listed text reached once");
 }
+
+/// Cost per event of a realistic policy on bench-like events (`cargo test --release -p
+/// chaukas-privacy -- --ignored --nocapture`); `make bench` measures it in the gateway.
+#[test]
+#[ignore = "a timing, not a check: run by hand"]
+fn cost_per_event() {
+    const WORDS: &[&str] = &[
+        "agent", "tool", "weather", "invoice", "search", "policy", "the", "of",
+    ];
+    let prose: String = (0..120)
+        .map(|i| WORDS[i % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ");
+    let policy = policy(
+        r#"{"redaction": {"rules": [
+          {"path": "/llm_invocation/request/messages/*/content", "method": "mask"},
+          {"path": "/llm_invocation/response/choices/*/message/content", "method": "mask"},
+          {"path": "/tool_call/arguments/password", "method": "drop"},
+          {"path": "/tool_call/arguments/api_key", "method": "drop"},
+          {"path": "/mcp_call/request/token", "method": "drop"},
+          {"path": "/metadata/user_email", "method": "hash"},
+          {"path": "/metadata/customer_id", "method": "hash"},
+          {"path": "/data_access/document_ids/*", "method": "hash"},
+          {"path": "/agent_handoff/handoff_data", "method": "drop"},
+          {"path": "/state_update/credentials", "method": "drop"}],
+          "detectors": {"email": "hash", "phone": "mask", "payment_card": "mask", "iban": "mask",
+                        "ip_address": "mask", "us_ssn": "mask", "secret": "mask"}}}"#,
+    );
+    let only_rules = Policy {
+        redaction: Redaction {
+            rules: policy.redaction.rules.clone(),
+            ..Redaction::default()
+        },
+        ..Policy::default()
+    };
+    let only_detectors = Policy {
+        redaction: Redaction {
+            detectors: policy.redaction.detectors.clone(),
+            ..Redaction::default()
+        },
+        ..Policy::default()
+    };
+    let redactor = Redactor::new([&policy], Some(salt()));
+    let event = Event {
+        event_id: "run-c1-e1".into(),
+        tenant_id: "bench-tenant-001".into(),
+        session_id: "run-c1-s0".into(),
+        agent_name: "Planner".into(),
+        tags: vec!["bench".into()],
+        content: Some(Content::LlmInvocation(LlmInvocation {
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            request: Some(as_struct(object(vec![("prompt", text(&prose))]))),
+            finish_reason: "stop".into(),
+            ..LlmInvocation::default()
+        })),
+        ..Event::default()
+    };
+    let rounds = 100_000u32;
+    let mut short = event.clone();
+    if let Some(Content::LlmInvocation(call)) = &mut short.content {
+        call.request = Some(as_struct(object(vec![("prompt", text("hi"))])));
+    }
+    let part = Redactor::new([&only_detectors], Some(salt()));
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut copy = short.clone();
+        std::hint::black_box(part.apply(&mut copy).unwrap());
+    }
+    println!(
+        "detectors, short prompt: {:.0} ns",
+        started.elapsed().as_nanos() as f64 / f64::from(rounds)
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(short.clone());
+    }
+    println!(
+        "short clone: {:.0} ns",
+        started.elapsed().as_nanos() as f64 / f64::from(rounds)
+    );
+    for (name, part) in [("rules", &only_rules), ("detectors", &only_detectors)] {
+        let part = Redactor::new([part], Some(salt()));
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let mut copy = event.clone();
+            std::hint::black_box(part.apply(&mut copy).unwrap());
+        }
+        println!(
+            "{name} alone: {:.0} ns",
+            started.elapsed().as_nanos() as f64 / f64::from(rounds)
+        );
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        let mut copy = event.clone();
+        std::hint::black_box(redactor.apply(&mut copy).unwrap());
+    }
+    let with = started.elapsed();
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(event.clone());
+    }
+    let clone_only = started.elapsed();
+    println!(
+        "{} bytes of text: {:.0} ns per event (clone alone {:.0} ns)",
+        prose.len(),
+        with.as_nanos() as f64 / f64::from(rounds),
+        clone_only.as_nanos() as f64 / f64::from(rounds)
+    );
+}

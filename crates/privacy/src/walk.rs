@@ -38,12 +38,62 @@ pub struct Walk<'a> {
     detectors: DetectorSet,
     detector_methods: &'a [(detect::Detector, Method)],
     key: Option<&'a Keyed>,
-    path: String,
-    ends: Vec<usize>,
+    /// Reused from walk to walk (one set per thread): no allocation per event.
+    buffers: &'a mut Buffers,
     forced: Option<(Method, usize)>,
-    hits: Vec<Hit>,
     /// What changed, in walk order.
     pub changes: Vec<Change>,
+}
+
+/// The walk's working memory, kept by each thread between events.
+#[derive(Default)]
+pub struct Buffers {
+    /// The current path: its segments one after another.
+    path: String,
+    /// Where each segment of `path` ends.
+    ends: Vec<usize>,
+    /// For each depth of the path, the rules whose segments so far all admit it: matching
+    /// is incremental, one segment per step, and most fields leave no rule at depth 1.
+    active: Vec<RuleSet>,
+    /// Detector findings in the current text.
+    hits: Vec<Hit>,
+}
+
+/// A set of rules by index: a tenant's and a project's policy hold at most 2 x
+/// [`MAX_RULES`](crate::MAX_RULES) = 128.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RuleSet(u128);
+
+impl RuleSet {
+    fn all(count: usize) -> Self {
+        match count {
+            0 => Self(0),
+            128.. => Self(u128::MAX),
+            count => Self((1u128 << count) - 1),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Calls `each` with every index in the set, in increasing order, until it says stop.
+    fn visit(self, mut each: impl FnMut(usize) -> bool) {
+        let mut bits = self.0;
+        while bits != 0 {
+            let index = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if !each(index) {
+                return;
+            }
+        }
+    }
+
+    fn insert(&mut self, index: usize) {
+        if index < 128 {
+            self.0 |= 1 << index;
+        }
+    }
 }
 
 /// A node of the event that a walk can enter and a `drop` can empty.
@@ -64,26 +114,31 @@ impl<'a> Walk<'a> {
         detectors: DetectorSet,
         detector_methods: &'a [(detect::Detector, Method)],
         key: Option<&'a Keyed>,
+        buffers: &'a mut Buffers,
     ) -> Self {
+        buffers.path.clear();
+        buffers.ends.clear();
+        buffers.active.clear();
+        buffers.active.push(RuleSet::all(rules.len()));
+        buffers.hits.clear();
         Self {
             rules,
             detectors,
             detector_methods,
             key,
-            path: String::new(),
-            ends: Vec::new(),
+            buffers,
             forced: None,
-            hits: Vec::new(),
             changes: Vec::new(),
         }
     }
 
     fn segments(&self) -> Vec<&str> {
         let mut start = 0;
-        self.ends
+        self.buffers
+            .ends
             .iter()
             .map(|&end| {
-                let segment = &self.path[start..end];
+                let segment = &self.buffers.path[start..end];
                 start = end;
                 segment
             })
@@ -91,19 +146,42 @@ impl<'a> Walk<'a> {
     }
 
     fn push(&mut self, segment: &str) {
-        self.path.push_str(segment);
-        self.ends.push(self.path.len());
+        self.buffers.path.push_str(segment);
+        self.stepped();
     }
 
     fn push_index(&mut self, index: usize) {
         use std::fmt::Write as _;
-        let _ = write!(self.path, "{index}");
-        self.ends.push(self.path.len());
+        let _ = write!(self.buffers.path, "{index}");
+        self.stepped();
+    }
+
+    /// Records the segment just appended to `path` and narrows the active rules to it.
+    fn stepped(&mut self) {
+        let start = self.buffers.ends.last().copied().unwrap_or(0);
+        let depth = self.buffers.ends.len();
+        self.buffers.ends.push(self.buffers.path.len());
+        let step = &self.buffers.path[start..];
+        let mut next = RuleSet::default();
+        if let Some(&current) = self.buffers.active.last()
+            && !current.is_empty()
+        {
+            current.visit(|index| {
+                if self.rules[index].pattern.admits(depth, step) {
+                    next.insert(index);
+                }
+                true
+            });
+        }
+        self.buffers.active.push(next);
     }
 
     fn pop(&mut self) {
-        self.ends.pop();
-        self.path.truncate(self.ends.last().copied().unwrap_or(0));
+        self.buffers.ends.pop();
+        self.buffers.active.pop();
+        self.buffers
+            .path
+            .truncate(self.buffers.ends.last().copied().unwrap_or(0));
     }
 
     fn pointer(&self) -> String {
@@ -113,27 +191,37 @@ impl<'a> Walk<'a> {
     /// Whether anything at or below the current path can change: a rule ahead, a rule in
     /// force, or detectors (which read every text).
     fn interesting(&self, scanned: bool) -> bool {
-        if self.forced.is_some() || (scanned && !self.detectors.is_empty()) {
-            return true;
-        }
-        self.rules.iter().any(|rule| {
-            let (here, below) = rule.pattern.relate(&self.path, &self.ends);
-            here || below
-        })
+        self.forced.is_some()
+            || (scanned && !self.detectors.is_empty())
+            || self
+                .buffers
+                .active
+                .last()
+                .is_some_and(|active| !active.is_empty())
     }
 
+    /// The first rule (in precedence order) that addresses exactly the current path.
     fn rule_here(&self) -> Option<usize> {
         if self.forced.is_some() {
             return None;
         }
-        self.rules
-            .iter()
-            .position(|rule| rule.pattern.relate(&self.path, &self.ends).0)
+        let depth = self.buffers.ends.len();
+        let mut found = None;
+        self.buffers.active.last()?.visit(|index| {
+            if self.rules[index].pattern.len() == depth {
+                found = Some(index);
+            }
+            found.is_none()
+        });
+        found
     }
 
     /// Visits a field that detectors read (`scanned`) or only rules address (identifiers
     /// such as `session_id`).
     pub fn field<T: Node>(&mut self, name: &str, node: &mut T, scanned: bool) {
+        if node.is_empty() {
+            return;
+        }
         self.push(name);
         if self.interesting(scanned) && self.visit(node, scanned) {
             node.clear();
@@ -195,11 +283,11 @@ impl<'a> Walk<'a> {
         if self.detectors.is_empty() {
             return;
         }
-        detect::scan(text, self.detectors, &mut self.hits);
-        if self.hits.is_empty() {
+        detect::scan(text, self.detectors, &mut self.buffers.hits);
+        if self.buffers.hits.is_empty() {
             return;
         }
-        let hits = std::mem::take(&mut self.hits);
+        let hits = std::mem::take(&mut self.buffers.hits);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for hit in &hits {
@@ -216,7 +304,7 @@ impl<'a> Walk<'a> {
         }
         out.push_str(&text[last..]);
         *text = out;
-        self.hits = hits;
+        self.buffers.hits = hits;
     }
 
     fn method_of(&self, detector: detect::Detector) -> Method {

@@ -13,6 +13,7 @@ pub mod log;
 pub mod migrations;
 pub mod retention;
 mod rows;
+pub mod scratch;
 pub mod search;
 mod version;
 

@@ -103,7 +103,18 @@ async fn claims_and_stored_rows_are_found_exactly() {
         ("tenant-b".to_owned(), "shared-id".to_owned()),
         (tricky.tenant_id.clone(), tricky.event_id.clone()),
     ];
-    let claims = events::claims(&client, &keys).await.unwrap();
+    let scratch = chaukas_store::scratch::Scratch::beside_events(client.clone());
+    let lookup = "insert_stage_1700000000_testx1_0_s_";
+    let claims = events::claims(&client, &scratch, lookup, &keys)
+        .await
+        .unwrap();
+    let left: Vec<String> = client
+        .query("SELECT name FROM system.tables WHERE database = currentDatabase() AND name = ?")
+        .bind(lookup)
+        .fetch_all()
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the lookup table is dropped");
     assert_eq!(claims.len(), 2);
     assert_eq!(claims[&keys[0]], 7);
     assert_eq!(

@@ -240,17 +240,45 @@ impl PrivateClickHouse {
         server
     }
 
+    /// Like [`PrivateClickHouse::start`], with the users `make up` makes, one per role
+    /// (deploy/local/lib.sh): `chaukas_migrate`, `chaukas_writer` (insert-only),
+    /// `chaukas_query` (read-only) and `chaukas_scratch`, with the passwords `m`, `w`, `q`
+    /// and `s`, confined to `database` and `scratch_database`; the default user is locked.
+    pub fn start_with_roles(database: &str, scratch_database: &str) -> Self {
+        let server = Self {
+            http_port: free_port(),
+            tcp_port: free_port(),
+            dir: std::env::temp_dir().join(unique_name("chaukas-clickhouse")),
+        };
+        server.lib_with(
+            &format!(
+                "start_clickhouse {} {} m w q s",
+                server.http_port, server.tcp_port
+            ),
+            &[
+                ("CHAUKAS_CLICKHOUSE__DATABASE", database),
+                ("CHAUKAS_WRITER__SCRATCH_DATABASE", scratch_database),
+            ],
+        );
+        server
+    }
+
     /// HTTP URL for clients.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
     fn lib(&self, command: &str) {
+        self.lib_with(command, &[]);
+    }
+
+    fn lib_with(&self, command: &str, env: &[(&str, &str)]) {
         let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/lib.sh");
         let status = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!("source {lib} && {command}"))
             .env("RUN_DIR", &self.dir)
+            .envs(env.iter().copied())
             .status()
             .expect("bash runs");
         assert!(

@@ -49,6 +49,15 @@ pub struct WriterSettings {
     pub lease_renew_ms: u64,
     /// Longest delay before a failed message is redelivered (exponential backoff up to it).
     pub max_retry_delay_secs: u64,
+    /// Database of the writer's scratch tables (insert stages, claim lookups); empty: the
+    /// events database. With a database of their own, made by `chaukas migrate`, and a
+    /// `scratch_user` confined to it, the writer's main ClickHouse user needs no DDL and can
+    /// be insert-only, so nothing the writer holds can delete events (docs/privacy.md).
+    pub scratch_database: String,
+    /// User for the scratch tables (empty: the main user).
+    pub scratch_user: String,
+    /// Its password; set it from a secret (`CHAUKAS_WRITER__SCRATCH_PASSWORD`).
+    pub scratch_password: String,
 }
 
 impl Default for WriterSettings {
@@ -63,11 +72,33 @@ impl Default for WriterSettings {
             lease_ttl_secs: 30,
             lease_renew_ms: 3_000,
             max_retry_delay_secs: 30,
+            scratch_database: String::new(),
+            scratch_user: String::new(),
+            scratch_password: String::new(),
         }
     }
 }
 
 impl WriterSettings {
+    /// Where the scratch tables are: next to `events` by default, else in
+    /// `scratch_database` reached as `scratch_user` (or the main user).
+    pub fn scratch(
+        &self,
+        clickhouse: &ClickHouseConfig,
+        main: &clickhouse::Client,
+    ) -> Result<chaukas_store::scratch::Scratch, chaukas_store::StoreError> {
+        if self.scratch_database.is_empty() {
+            return Ok(chaukas_store::scratch::Scratch::beside_events(main.clone()));
+        }
+        let mut scratch = clickhouse.clone();
+        scratch.database.clone_from(&self.scratch_database);
+        if !self.scratch_user.is_empty() {
+            scratch.user.clone_from(&self.scratch_user);
+            scratch.password.clone_from(&self.scratch_password);
+        }
+        chaukas_store::scratch::Scratch::separate(scratch.client()?, &self.scratch_database)
+    }
+
     /// Time after a successful renewal during which this writer may still start a
     /// statement that writes: the lease TTL less one statement timeout less two renewal
     /// periods of slack. Anything started inside it ends before the lease can expire.

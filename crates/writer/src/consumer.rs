@@ -269,10 +269,7 @@ async fn record_lag(
 /// ClickHouse and NATS answer: a shard is never pulled unfenced.
 async fn take_over(context: &ShardContext, shard: u16) -> jetstream::consumer::PullConsumer {
     loop {
-        let fenced = context
-            .staging
-            .fence_others(&context.clickhouse, shard)
-            .await;
+        let fenced = context.staging.fence_others(shard).await;
         let taken = match fenced {
             Ok(dropped) => {
                 if dropped > 0 {

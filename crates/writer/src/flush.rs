@@ -232,7 +232,12 @@ impl Flusher {
             .map(|(tenant, event)| ((*tenant).to_owned(), (*event).to_owned()))
             .collect();
         let found = self
-            .bounded(events::claims(&self.clickhouse, &keys))
+            .bounded(events::claims(
+                &self.clickhouse,
+                self.staging.scratch(),
+                &self.staging.lookup_name(),
+                &keys,
+            ))
             .await?;
         let claims = found
             .iter()

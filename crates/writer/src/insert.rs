@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use chaukas_store::EventRow;
-use chaukas_store::events;
+use chaukas_store::{events, scratch};
 
 use crate::batch::{Held, nak};
 use crate::flush::{FlushError, Flusher};
@@ -48,7 +48,7 @@ enum Step {
 }
 
 /// The rows to store, moved out of the held messages in storage order (partition by
-/// partition, see `events::move_stage`), with the lease each tenant is written under.
+/// partition, see `scratch::move_stage`), with the lease each tenant is written under.
 fn take_rows(
     held: &mut [Held],
     inserts: &[(usize, usize)],
@@ -124,7 +124,7 @@ impl Flusher {
                     .map(|()| None),
                 Step::Settle(stage) => self
                     .staging
-                    .drop_stage(&self.clickhouse, stage)
+                    .drop_stage(stage)
                     .await
                     .map(|()| None)
                     .map_err(FlushError::Stage),
@@ -137,9 +137,7 @@ impl Flusher {
                     let batch: Vec<&EventRow> = pending.iter().map(|i| &rows[*i]).collect();
                     match self.attempt(&batch, &stage, &claimed.leases, margin).await {
                         Ok(()) => {
-                            if let Err(error) =
-                                self.staging.drop_stage(&self.clickhouse, &stage).await
-                            {
+                            if let Err(error) = self.staging.drop_stage(&stage).await {
                                 tracing::debug!(%error, stage, "stage not dropped; swept later");
                             }
                             break;
@@ -210,14 +208,15 @@ impl Flusher {
         leases: &HashSet<(u16, u64)>,
         margin: Duration,
     ) -> Result<(), FlushError> {
-        self.bounded(events::stage_rows(&self.clickhouse, stage, rows))
-            .await?;
+        let area = self.staging.scratch();
+        self.bounded(scratch::stage_rows(area, stage, rows)).await?;
         let partitions: BTreeSet<u32> = rows.iter().map(|row| row.partition()).collect();
         for partition in partitions {
             self.fence(leases, margin)?;
             let query_id = Staging::move_query_id(stage, partition);
-            self.bounded(events::move_stage(
+            self.bounded(scratch::move_stage(
                 &self.clickhouse,
+                area,
                 stage,
                 partition,
                 &query_id,

@@ -84,6 +84,8 @@ pub struct BoundWriter {
     metrics: Arc<WriterMetrics>,
     sequencer: Arc<sequencer::Sequencer>,
     checkpoint_every: Duration,
+    /// Insert stages and claim lookups: where they live, their names and fences.
+    staging: Arc<Staging>,
 }
 
 /// Checks the configuration, binds the HTTP port and starts connecting to NATS; neither
@@ -105,10 +107,17 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
     let sequencer = Arc::new(sequencer::Sequencer::new(config.log.name.clone(), signers));
     let nats_client = config.nats.connect().await?;
     config.nats.refuse_mismatch(&nats_client).await?;
+    let clickhouse = config.clickhouse.client()?;
+    let scratch = config.writer.scratch(&config.clickhouse, &clickhouse)?;
+    let staging = Arc::new(Staging::new(
+        Duration::from_millis(config.writer.statement_timeout_ms),
+        scratch,
+    ));
     Ok(BoundWriter {
         http: health::bind(&config.writer.http_listen).await?,
         nats_client,
-        clickhouse: config.clickhouse.client()?,
+        clickhouse,
+        staging,
         nats: config.nats.clone(),
         settings: config.writer.clone(),
         registry: Arc::new(registry),
@@ -181,9 +190,7 @@ impl BoundWriter {
             let writer = Loop {
                 jetstream: &jetstream,
                 clickhouse: &self.clickhouse,
-                staging: Arc::new(Staging::new(Duration::from_millis(
-                    self.settings.statement_timeout_ms,
-                ))),
+                staging: self.staging.clone(),
                 nats: &self.nats,
                 settings: &self.settings,
                 metrics: &self.metrics,
@@ -336,7 +343,7 @@ impl Loop<'_> {
         };
         // After a failed claim step the batch is retried as it is, before anything newer.
         let mut retrying = false;
-        let sweeper = tokio::spawn(sweep_stages(self.clickhouse.clone(), self.staging.clone()));
+        let sweeper = tokio::spawn(sweep_stages(self.staging.clone()));
         let mut in_flight = InFlight::default();
         let mut age_check = tokio::time::interval(AGE_CHECK);
         let max_age = Duration::from_millis(self.settings.max_batch_age_ms);
@@ -453,11 +460,11 @@ impl Loop<'_> {
 }
 
 /// Drops insert stages left behind (a failed drop, a crashed writer) once a minute.
-async fn sweep_stages(clickhouse: clickhouse::Client, staging: Arc<Staging>) {
+async fn sweep_stages(staging: Arc<Staging>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        match staging.sweep(&clickhouse).await {
+        match staging.sweep().await {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "dropped insert stages left behind"),
             Err(error) => tracing::debug!(%error, "cannot sweep insert stages now"),

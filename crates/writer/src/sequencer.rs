@@ -3,7 +3,7 @@
 //!
 //! Before a batch is staged, its rows are sealed: each gets the next leaf index of its
 //! tenant's log, its content hash and its log fields, in the order the rows will be stored
-//! (partition by partition, see `events::move_stage`). The rows are retried in place with
+//! (partition by partition, see `scratch::move_stage`). The rows are retried in place with
 //! those same leaves until stored, so the leaves that reach `events` (and, through the
 //! materialized view, `log_leaves`) are always a prefix of what was assigned. A tenant's head
 //! — its tree's right edge and last content hash — advances only once the rows are stored,

@@ -1,4 +1,4 @@
-//! Names and fences for staged inserts (see `chaukas_store::events::stage_rows`).
+//! Names and fences for staged inserts (see `chaukas_store::scratch::stage_rows`).
 //!
 //! Every insert attempt stages its rows in a table of its own,
 //! `insert_stage_<unix secs>_<instance>_<n>_s_<shard>_<shard>_`, and moves them into
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::future::Future;
 
 use chaukas_store::StoreError;
-use chaukas_store::events::{self, STAGE_PREFIX};
+use chaukas_store::scratch::{self, STAGE_PREFIX, Scratch};
 use tokio::sync::OnceCell;
 
 /// Age after which any writer drops a stage: far beyond any statement timeout.
@@ -24,6 +24,8 @@ const SWEEP_AFTER: Duration = Duration::from_secs(600);
 
 /// Names this writer's stages and fences others'.
 pub struct Staging {
+    /// Where stages live, and the client that makes and drops them.
+    scratch: Scratch,
     instance: String,
     /// Bound of every statement: a request lost in the network must not hang a shard.
     statement_timeout: Duration,
@@ -67,11 +69,12 @@ fn parse(name: &str) -> Option<StageName<'_>> {
 impl Staging {
     /// Stages for this process: the instance part (process id and start time) differs
     /// between writers and across restarts.
-    pub fn new(statement_timeout: Duration) -> Self {
+    pub fn new(statement_timeout: Duration, scratch: Scratch) -> Self {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
         Self {
+            scratch,
             instance: format!("{}x{started:x}", std::process::id()),
             statement_timeout,
             counter: AtomicU64::new(0),
@@ -92,6 +95,17 @@ impl Staging {
         )
     }
 
+    /// Where stages and lookups live.
+    pub fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    /// A fresh name for a claim lookup table: a stage of no shard, so one left behind is
+    /// swept like any stage and never fenced.
+    pub fn lookup_name(&self) -> String {
+        self.stage_name(&HashSet::new())
+    }
+
     /// The query id of the move of `partition` out of `stage`.
     pub fn move_query_id(stage: &str, partition: u32) -> String {
         format!("chaukas-move-{stage}-{partition}")
@@ -108,7 +122,8 @@ impl Staging {
     }
 
     /// Drops `stage`, waiting for any move from it to end.
-    pub async fn drop_stage(&self, client: &clickhouse::Client, stage: &str) -> Result<(), String> {
+    pub async fn drop_stage(&self, stage: &str) -> Result<(), String> {
+        let client = &self.scratch.client;
         let sync = *self
             .drop_sync
             .get_or_try_init(|| async {
@@ -117,40 +132,30 @@ impl Staging {
                     .map(|version| version.at_least(20, 10))
             })
             .await?;
-        self.bounded(events::drop_stage(client, stage, sync)).await
+        self.bounded(scratch::drop_stage(client, stage, sync)).await
     }
 
     /// Drops every other writer's stage that writes `shard`, and every stage older than
     /// [`SWEEP_AFTER`]; returns how many were dropped.
-    pub async fn fence_others(
-        &self,
-        client: &clickhouse::Client,
-        shard: u16,
-    ) -> Result<usize, String> {
-        self.drop_where(client, |stage| {
-            stage.instance != self.instance && stage.shards.contains(&shard)
-        })
-        .await
+    pub async fn fence_others(&self, shard: u16) -> Result<usize, String> {
+        self.drop_where(|stage| stage.instance != self.instance && stage.shards.contains(&shard))
+            .await
     }
 
     /// Drops every stage older than [`SWEEP_AFTER`] (a failed drop, a crashed writer): each
     /// holds a batch of rows in the server's memory.
-    pub async fn sweep(&self, client: &clickhouse::Client) -> Result<usize, String> {
-        self.drop_where(client, |_| false).await
+    pub async fn sweep(&self) -> Result<usize, String> {
+        self.drop_where(|_| false).await
     }
 
-    async fn drop_where(
-        &self,
-        client: &clickhouse::Client,
-        also: impl Fn(&StageName<'_>) -> bool,
-    ) -> Result<usize, String> {
+    async fn drop_where(&self, also: impl Fn(&StageName<'_>) -> bool) -> Result<usize, String> {
         let now = unix_secs();
         let mut dropped = 0;
-        for name in self.bounded(events::stages(client)).await? {
+        for name in self.bounded(scratch::stages(&self.scratch.client)).await? {
             let Some(stage) = parse(&name) else { continue };
             let stale = now.saturating_sub(stage.created_secs) > SWEEP_AFTER.as_secs();
             if stale || also(&stage) {
-                self.drop_stage(client, &name).await?;
+                self.drop_stage(&name).await?;
                 dropped += 1;
             }
         }
@@ -164,7 +169,8 @@ mod tests {
 
     #[test]
     fn a_stage_name_says_when_who_and_which_shards() {
-        let staging = Staging::new(Duration::from_secs(1));
+        let client = clickhouse::Client::default();
+        let staging = Staging::new(Duration::from_secs(1), Scratch::beside_events(client));
         let name = staging.stage_name(&HashSet::from([7, 1, 12]));
         let parsed = parse(&name).unwrap();
         assert_eq!(parsed.instance, staging.instance);

@@ -50,7 +50,7 @@ app.kubernetes.io/component: {{ .role }}
     "grpc_listen" (printf "0.0.0.0:%v" .Values.gateway.grpcPort)
     "http_listen" (printf "0.0.0.0:%v" .Values.gateway.httpPort)
     "query_endpoint" (printf "http://%s-query:%v" (include "chaukas.fullname" .) .Values.query.grpcPort))
-  "writer" (dict "http_listen" (printf "0.0.0.0:%v" .Values.writer.httpPort))
+  "writer" (dict "http_listen" (printf "0.0.0.0:%v" .Values.writer.httpPort) "scratch_database" .Values.clickhouse.scratch.database)
   "log" (dict "name" .Values.log.name)
   "query" (dict
     "grpc_listen" (printf "0.0.0.0:%v" .Values.query.grpcPort)
@@ -101,6 +101,11 @@ app.kubernetes.io/component: {{ .role }}
 - name: CHAUKAS_CLICKHOUSE__USER
   value: {{ $clickhouse.user | quote }}
 {{- include "chaukas.secretEnv" (list "CHAUKAS_CLICKHOUSE__PASSWORD" $clickhouse.passwordSecret) }}
+{{- end }}
+{{- if and (eq .role "writer") $root.Values.clickhouse.scratch.database }}
+- name: CHAUKAS_WRITER__SCRATCH_USER
+  value: {{ $root.Values.clickhouse.scratch.user | quote }}
+{{- include "chaukas.secretEnv" (list "CHAUKAS_WRITER__SCRATCH_PASSWORD" $root.Values.clickhouse.scratch.passwordSecret) }}
 {{- end }}
 {{- if eq .role "gateway" }}
 {{- include "chaukas.secretEnv" (list "CHAUKAS_GATEWAY__QUERY_TOKEN" $root.Values.internalTokenSecret) }}

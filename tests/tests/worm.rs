@@ -1,0 +1,144 @@
+//! Write-once storage (issue #15) on the real ClickHouse, with the users `make up` makes:
+//! the writer stores events through an insert-only user (its stages made by a user confined
+//! to a scratch database), and neither it nor the query user can delete, drop or truncate;
+//! the scratch user cannot even read the events.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use chaukas_store::ClickHouseConfig;
+use chaukas_testkit::{PrivateClickHouse, unique_name};
+use chaukas_tests::corpus::simple_event;
+use chaukas_tests::{apply_bus, quick_writer_settings, test_log_config};
+
+fn as_user(base: &ClickHouseConfig, user: &str, password: &str) -> clickhouse::Client {
+    ClickHouseConfig {
+        user: user.into(),
+        password: password.into(),
+        ..base.clone()
+    }
+    .client()
+    .unwrap()
+}
+
+/// Runs `statement` as `client`; the server's refusal, or `None` if it was done.
+async fn refusal(client: &clickhouse::Client, statement: &str) -> Option<String> {
+    client
+        .query(statement)
+        .execute()
+        .await
+        .err()
+        .map(|error| error.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_stores_through_an_insert_only_user_and_nobody_but_the_admin_deletes() {
+    let database = unique_name("worm");
+    let scratch = format!("{database}_scratch");
+    let server = PrivateClickHouse::start_with_roles(&database, &scratch);
+    let admin = ClickHouseConfig {
+        url: server.url(),
+        database: database.clone(),
+        user: "chaukas_migrate".into(),
+        password: "m".into(),
+    };
+    chaukas_store::migrations::migrate(&admin).await.unwrap();
+    chaukas_store::scratch::prepare(&admin, &scratch)
+        .await
+        .unwrap();
+
+    let nats = chaukas_testkit::nats_config();
+    let mut settings = quick_writer_settings();
+    settings.scratch_database.clone_from(&scratch);
+    settings.scratch_user = "chaukas_scratch".into();
+    settings.scratch_password = "s".into();
+    apply_bus(&nats, settings.lease_ttl_secs).await;
+    let config = chaukas_writer::WriterConfig {
+        writer: settings,
+        nats: nats.clone(),
+        clickhouse: ClickHouseConfig {
+            user: "chaukas_writer".into(),
+            password: "w".into(),
+            ..admin.clone()
+        },
+        log: test_log_config(),
+    };
+    let writer = chaukas_writer::bind(&config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(writer.serve(async {
+        stopped.await.ok();
+    }));
+
+    // Events on the bus as a gateway publishes them; the writer must store them all, once.
+    let events: Vec<_> = (0..300)
+        .map(|i| simple_event(&format!("tenant-{}", i % 3), &format!("e{i}")))
+        .collect();
+    let js = jetstream::new(nats.connect().await.unwrap());
+    for chunk in chaukas_bus::pack(&events, nats.shards, 64 * 1024) {
+        let publish = PublishMessage::build()
+            .payload(chunk.payload)
+            .message_id(&chunk.message_id)
+            .header(chaukas_bus::INGEST_TIME_HEADER, "1764000000000000000");
+        js.send_publish(nats.shard_subject(chunk.shard), publish)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let reader = as_user(&admin, "chaukas_query", "q");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored: u64 = reader
+            .query("SELECT count() FROM events")
+            .fetch_one()
+            .await
+            .unwrap();
+        if stored == 300 {
+            break;
+        }
+        assert!(stored < 300, "{stored} rows: something was stored twice");
+        assert!(Instant::now() < deadline, "only {stored} of 300 stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let writer_user = as_user(&admin, "chaukas_writer", "w");
+    for user in [&writer_user, &reader] {
+        for statement in [
+            "ALTER TABLE events DELETE WHERE 1 = 1",
+            "DROP TABLE events",
+            "TRUNCATE TABLE events",
+            "ALTER TABLE log_leaves DELETE WHERE 1 = 1",
+            "DROP TABLE log_checkpoints",
+            "RENAME TABLE events TO events_gone",
+            "SET allow_ddl = 1",
+        ] {
+            let refused = refusal(user, statement).await;
+            assert!(refused.is_some(), "{statement} was allowed");
+        }
+    }
+    let scratch_user = as_user(&admin, "chaukas_scratch", "s");
+    let denied = refusal(&scratch_user, &format!("DROP TABLE {database}.events")).await;
+    assert!(
+        denied
+            .as_deref()
+            .is_some_and(|e| e.contains("Access denied")),
+        "{denied:?}"
+    );
+    let kept: u64 = reader
+        .query("SELECT count() FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(kept, 300);
+    // The admin (retention) still can.
+    assert_eq!(
+        refusal(
+            &as_user(&admin, "chaukas_migrate", "m"),
+            "ALTER TABLE events DELETE WHERE event_id = 'e0'"
+        )
+        .await,
+        None
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
