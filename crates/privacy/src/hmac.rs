@@ -45,13 +45,13 @@ impl Keyed {
 
     /// The MAC of `message` in lowercase hex.
     pub fn hex(&self, message: &[u8]) -> String {
-        use std::fmt::Write as _;
-        self.mac(message)
-            .iter()
-            .fold(String::with_capacity(64), |mut out, byte| {
-                let _ = write!(out, "{byte:02x}");
-                out
-            })
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for byte in self.mac(message) {
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        out
     }
 }
 
