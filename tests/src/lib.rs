@@ -340,6 +340,20 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
         .expect("apply the bus layout");
 }
 
+/// Stores `json` as `tenant`'s privacy policy, as `chaukas policy set` does; gateways
+/// apply it once their watch has it (within a second).
+pub async fn set_policy(nats: &NatsConfig, tenant: &str, json: &str) {
+    let client = nats.connect().await.expect("connect to NATS");
+    let store = chaukas_policies::PolicyStore::open(&async_nats::jetstream::new(client), nats)
+        .await
+        .expect("the policy bucket exists");
+    let policy = chaukas_privacy::Policy::parse(json.as_bytes()).expect("a valid policy");
+    store
+        .set(tenant, None, policy, "test")
+        .await
+        .expect("the policy is stored");
+}
+
 /// An IngestEventBatch request carrying `events`.
 pub fn batch_request(events: Vec<Event>) -> server::IngestEventBatchRequest {
     server::IngestEventBatchRequest {

@@ -6,8 +6,6 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use chaukas_policies::PolicyStore;
-use chaukas_privacy::Policy;
 use chaukas_proto::common::v1::{Event, MessageContent, event::Content};
 use chaukas_proto::server::v1 as server;
 use chaukas_tests::corpus::simple_event;
@@ -49,19 +47,7 @@ fn personal_event(tenant: &str, id: &str) -> Event {
 }
 
 async fn set_policy(pipeline: &Pipeline, tenant: &str, json: &str) {
-    let client = pipeline.nats.connect().await.unwrap();
-    let store = PolicyStore::open(&jetstream::new(client), &pipeline.nats)
-        .await
-        .unwrap();
-    store
-        .set(
-            tenant,
-            None,
-            Policy::parse(json.as_bytes()).unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
+    chaukas_tests::set_policy(&pipeline.nats, tenant, json).await;
 }
 
 /// Sends `event` until the gateway answers with it redacted (the policy has arrived), or

@@ -5,8 +5,6 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use chaukas_policies::PolicyStore;
-use chaukas_privacy::Policy;
 use chaukas_proto::common::v1::Event;
 use chaukas_tests::corpus::simple_event;
 use chaukas_tests::{Pipeline, batch_request, nats_env};
@@ -42,17 +40,7 @@ async fn publish_aged(pipeline: &Pipeline, events: &[Event], age_days: i64) {
 }
 
 async fn set_policy(pipeline: &Pipeline, tenant: &str, json: &str) {
-    let js = jetstream::new(pipeline.nats.connect().await.unwrap());
-    let store = PolicyStore::open(&js, &pipeline.nats).await.unwrap();
-    store
-        .set(
-            tenant,
-            None,
-            Policy::parse(json.as_bytes()).unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
+    chaukas_tests::set_policy(&pipeline.nats, tenant, json).await;
 }
 
 fn events(tenant: &str, prefix: &str, count: usize) -> Vec<Event> {

@@ -78,32 +78,6 @@ impl Pattern {
             None => false,
         }
     }
-
-    /// Whether the pattern addresses exactly `path`.
-    pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() == path.len()
-            && self
-                .segments
-                .iter()
-                .zip(path)
-                .all(|(segment, step)| match segment {
-                    Segment::Any => true,
-                    Segment::Name(name) => name == step.as_ref(),
-                })
-    }
-
-    /// Whether some extension of `path` could still match (the walk descends only there).
-    pub fn may_match_below<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() > path.len()
-            && self
-                .segments
-                .iter()
-                .zip(path)
-                .all(|(segment, step)| match segment {
-                    Segment::Any => true,
-                    Segment::Name(name) => name == step.as_ref(),
-                })
-    }
 }
 
 impl fmt::Display for Pattern {
@@ -164,10 +138,15 @@ mod tests {
                 Segment::Name("c~d".into()),
             ]
         );
-        assert!(pattern.matches(&["metadata", "a/b", "7", "c~d"]));
-        assert!(!pattern.matches(&["metadata", "a/b", "7"]));
-        assert!(pattern.may_match_below(&["metadata", "a/b"]));
-        assert!(!pattern.may_match_below(&["message"]));
+        let path = ["metadata", "a/b", "7", "c~d"];
+        assert!(
+            path.iter()
+                .enumerate()
+                .all(|(depth, step)| pattern.admits(depth, step))
+        );
+        assert_eq!(pattern.len(), path.len());
+        assert!(!pattern.admits(1, "a~1b"), "segments compare unescaped");
+        assert!(!pattern.admits(4, "deeper"));
         assert_eq!(render(&["a/b", "c~d"]), "/a~1b/c~0d");
     }
 
