@@ -261,13 +261,8 @@ fn secret(bytes: &[u8], at: usize) -> Option<usize> {
             }
         }
     }
-    if rest.starts_with(b"eyJ") {
-        let len = token_len(0);
-        let token = &rest[..len];
-        let dots = token.iter().filter(|&&b| b == b'.').count();
-        if dots == 2 && len >= 30 && token.split(|&b| b == b'.').all(|part| !part.is_empty()) {
-            return Some(at + len);
-        }
+    if rest.starts_with(b"eyJ") && at.checked_sub(1).is_none_or(|p| !is_base64url(bytes[p])) {
+        return jwt(rest).map(|len| at + len);
     }
     if let Some(after) = rest.strip_prefix(b"Bearer ") {
         let len = after
@@ -279,15 +274,58 @@ fn secret(bytes: &[u8], at: usize) -> Option<usize> {
         }
     }
     if rest.starts_with(b"-----BEGIN ") {
-        let header_end = find(rest, b"-----", 11)? + 5;
-        if !rest[..header_end].ends_with(b"PRIVATE KEY-----") {
-            return None;
-        }
-        let end = find(rest, b"-----END ", header_end)?;
-        let close = find(rest, b"-----", end + 9)? + 5;
-        return Some(at + close);
+        return pem(rest).map(|len| at + len);
     }
     None
+}
+
+/// Longest key a PEM block is looked for in; an unterminated one is cut this far.
+const MAX_PEM: usize = 16 * 1024;
+
+/// A PEM private key: its header (within 80 bytes), its body and footer. Without a footer
+/// within [`MAX_PEM`], everything up to there counts (a key cut short is still a key). Each
+/// search is bounded, and a hit moves the scan past it: hostile text cannot make this
+/// quadratic.
+fn pem(rest: &[u8]) -> Option<usize> {
+    let window = &rest[..rest.len().min(11 + 80)];
+    let header_end = find(window, b"-----", 11)? + 5;
+    if !rest[..header_end].ends_with(b"PRIVATE KEY-----") {
+        return None;
+    }
+    let limit = rest.len().min(header_end + MAX_PEM);
+    let Some(footer) = find(&rest[..limit], b"-----END ", header_end) else {
+        return Some(limit);
+    };
+    let close = find(&rest[..limit], b"-----", footer + 9).map_or(limit, |at| at + 5);
+    Some(close)
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A JWT: three non-empty base64url segments joined by two dots, 30 bytes or more. The scan
+/// stops at a third dot, and a JWT only starts after a byte that cannot be inside one, so
+/// every byte is looked at a bounded number of times whatever the text.
+fn jwt(rest: &[u8]) -> Option<usize> {
+    let mut dots = 0u8;
+    let mut segment = 0usize;
+    let mut len = 0usize;
+    for &b in rest {
+        if b == b'.' {
+            if segment == 0 || dots == 2 {
+                break;
+            }
+            dots += 1;
+            segment = 0;
+        } else if is_base64url(b) {
+            segment += 1;
+        } else {
+            break;
+        }
+        len += 1;
+    }
+    (dots == 2 && segment > 0 && len >= 30).then_some(len)
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -351,10 +389,15 @@ fn mod97(chars: &[u8]) -> u32 {
 
 fn ipv6(text: &str, at: usize) -> Option<usize> {
     let bytes = text.as_bytes();
+    // The longest IPv6 text is 45 bytes: a longer run is not one, and is not scanned on.
     let len = bytes[at..]
         .iter()
+        .take(46)
         .take_while(|&&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         .count();
+    if len > 45 {
+        return None;
+    }
     let mut candidate = &text[at..at + len];
     candidate = candidate.trim_end_matches('.');
     if candidate.bytes().filter(|&b| b == b':').count() < 2 {

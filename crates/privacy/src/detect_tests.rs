@@ -91,6 +91,41 @@ fn leaves_ordinary_numbers_and_words_alone() {
 }
 
 #[test]
+fn hostile_texts_are_scanned_in_linear_time() {
+    // Each of these made an earlier version rescan the rest of the text at every word
+    // start: a 512 KiB event took minutes. Bounded searches keep each under a second even
+    // in a debug build.
+    let size = 512 * 1024;
+    let texts = [
+        "eyJ.".repeat(size / 4),
+        "eyJ-".repeat(size / 4),
+        "a:".repeat(size / 2),
+        "-----BEGIN RSA PRIVATE KEY----- ".repeat(size / 32),
+        "-----BEGIN x ".repeat(size / 13),
+        "sk-a/".repeat(size / 5),
+        "a@".repeat(size / 2),
+        "1-".repeat(size / 2),
+    ];
+    let mut hits = Vec::new();
+    for text in &texts {
+        let started = std::time::Instant::now();
+        scan(text, all(), &mut hits);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}…: {:?}",
+            &text[..12],
+            started.elapsed()
+        );
+    }
+    // An unterminated private key is masked as far as a key can reach.
+    let cut = format!("x -----BEGIN EC PRIVATE KEY-----\n{}", "A".repeat(40_000));
+    scan(&cut, all(), &mut hits);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].start, 2);
+    assert!(hits[0].end > 16 * 1024, "{:?}", hits[0]);
+}
+
+#[test]
 fn overlapping_hits_keep_the_first_and_longest() {
     // The email's digits are not also a phone number.
     assert_eq!(
