@@ -335,9 +335,25 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
             nats.replicas,
         ),
     ];
-    nats.apply_layout(&async_nats::jetstream::new(client), &buckets)
-        .await
-        .expect("apply the bus layout");
+    let jetstream = async_nats::jetstream::new(client);
+    // A cluster that has just started listens before its JetStream meta group knows every
+    // peer: replicated streams cannot be placed yet. Wait for it, as an operator would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match nats.apply_layout(&jetstream, &buckets).await {
+            Ok(_) => return,
+            Err(error) => {
+                let text = error.to_string();
+                let forming =
+                    text.contains("no suitable peers") || text.contains("temporarily unavailable");
+                assert!(
+                    forming && Instant::now() < deadline,
+                    "apply the bus layout: {text}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
 
 /// Stores `json` as `tenant`'s privacy policy, as `chaukas policy set` does; gateways
