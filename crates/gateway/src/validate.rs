@@ -89,6 +89,19 @@ pub fn validate(event: &Event, max_event_bytes: usize) -> Result<(), Rejection> 
             ));
         }
     }
+    let spoofed = event.redaction.as_ref().is_some_and(|info| {
+        info.fields
+            .iter()
+            .any(|field| field.starts_with(chaukas_privacy::SERVER_ENTRY_PREFIX))
+    });
+    if spoofed {
+        // What the server redacted must be told apart from what a client says it did.
+        return Err(Rejection::new(
+            "event.redaction.fields",
+            "entries starting with `server:` are written by the server's redaction \
+             (docs/privacy.md); name the fields you redacted without that prefix",
+        ));
+    }
     match EventType::try_from(event.r#type) {
         Ok(EventType::Unspecified) => {
             return Err(Rejection::new(
@@ -209,6 +222,30 @@ mod tests {
     #[test]
     fn a_minimal_event_is_valid() {
         assert_eq!(validate(&valid(), 4096), Ok(()));
+    }
+
+    #[test]
+    fn a_client_cannot_pass_its_redactions_for_the_servers() {
+        let mut event = valid();
+        event.redaction = Some(chaukas_proto::common::v1::RedactionInfo {
+            fields: vec!["message.text".into()],
+            method: "mask".into(),
+            salt_id: String::new(),
+        });
+        assert_eq!(
+            validate(&event, 4096),
+            Ok(()),
+            "the client's own statement is kept"
+        );
+        event
+            .redaction
+            .as_mut()
+            .unwrap()
+            .fields
+            .push("server:mask:email:/message/text".into());
+        assert!(
+            rejection(&event).starts_with("event.redaction.fields entries starting with `server:`")
+        );
     }
 
     #[test]

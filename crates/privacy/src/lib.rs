@@ -29,6 +29,10 @@ thread_local! {
     static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
 }
 
+/// How every entry the server adds to `redaction.fields` starts; a client's own entries may
+/// not (the gateway refuses them), so the two can always be told apart.
+pub const SERVER_ENTRY_PREFIX: &str = "server:";
+
 /// A tenant secret for the `hash` method, and its public name.
 #[derive(Clone)]
 pub struct Salt {
@@ -148,7 +152,7 @@ impl Redactor {
         for change in changes {
             hashed |= change.method == Method::Hash;
             fields.push(format!(
-                "server:{}:{}:{}",
+                "{SERVER_ENTRY_PREFIX}{}:{}:{}",
                 change.method.name(),
                 change.category,
                 change.pointer
