@@ -101,6 +101,30 @@ async fn the_writer_stores_through_an_insert_only_user_and_nobody_but_the_admin_
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Flushes share one claim lookup table; stages go once moved.
+    let admin_client = as_user(&admin, "chaukas_migrate", "m");
+    let scratch_tables = |admin_client: clickhouse::Client, scratch: String| async move {
+        admin_client
+            .query(
+                "SELECT name FROM system.tables WHERE database = ? AND name LIKE 'insert_stage_%'",
+            )
+            .bind(scratch)
+            .fetch_all::<String>()
+            .await
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = scratch_tables(admin_client.clone(), scratch.clone()).await;
+        let lookups = left.iter().filter(|name| name.ends_with("_s_")).count();
+        if lookups == left.len() {
+            assert!(lookups <= 1, "more than one lookup table: {left:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "stages left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let writer_user = as_user(&admin, "chaukas_writer", "w");
     for user in [&writer_user, &reader] {
         for statement in [

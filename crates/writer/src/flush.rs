@@ -232,12 +232,7 @@ impl Flusher {
             .map(|(tenant, event)| ((*tenant).to_owned(), (*event).to_owned()))
             .collect();
         let found = self
-            .bounded(events::claims(
-                &self.clickhouse,
-                self.staging.scratch(),
-                &self.staging.lookup_name(),
-                &keys,
-            ))
+            .bounded(self.staging.claims(&self.clickhouse, &keys))
             .await?;
         let claims = found
             .iter()

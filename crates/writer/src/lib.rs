@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod flush;
 mod insert;
 pub mod leases;
+mod lookup;
 mod metrics;
 mod sequencer;
 mod staging;

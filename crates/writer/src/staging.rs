@@ -9,18 +9,21 @@
 //! paused past its lease cannot move rows in afterwards; stages left by a crash are swept
 //! after [`SWEEP_AFTER`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::future::Future;
 
 use chaukas_store::StoreError;
+use chaukas_store::events::EventKey;
 use chaukas_store::scratch::{self, STAGE_PREFIX, Scratch};
 use tokio::sync::OnceCell;
 
+use crate::lookup::ClaimLookups;
+
 /// Age after which any writer drops a stage: far beyond any statement timeout.
-const SWEEP_AFTER: Duration = Duration::from_secs(600);
+pub(crate) const SWEEP_AFTER: Duration = Duration::from_secs(600);
 
 /// Names this writer's stages and fences others'.
 pub struct Staging {
@@ -31,6 +34,8 @@ pub struct Staging {
     statement_timeout: Duration,
     counter: AtomicU64,
     drop_sync: OnceCell<bool>,
+    /// The claim lookup table this writer's flushes share.
+    lookups: ClaimLookups,
 }
 
 fn unix_secs() -> u64 {
@@ -79,6 +84,7 @@ impl Staging {
             statement_timeout,
             counter: AtomicU64::new(0),
             drop_sync: OnceCell::new(),
+            lookups: ClaimLookups::default(),
         }
     }
 
@@ -100,10 +106,14 @@ impl Staging {
         &self.scratch
     }
 
-    /// A fresh name for a claim lookup table: a stage of no shard, so one left behind is
-    /// swept like any stage and never fenced.
-    pub fn lookup_name(&self) -> String {
-        self.stage_name(&HashSet::new())
+    /// The stream sequence that claimed each of `keys`, for those that are claimed (see
+    /// [`ClaimLookups`]).
+    pub async fn claims(
+        &self,
+        clickhouse: &clickhouse::Client,
+        keys: &[EventKey],
+    ) -> Result<HashMap<EventKey, u64>, StoreError> {
+        self.lookups.claims(self, clickhouse, keys).await
     }
 
     /// The query id of the move of `partition` out of `stage`.
