@@ -329,6 +329,7 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
     let buckets = [
         chaukas_auth::bucket_spec(nats),
         chaukas_policies::bucket_spec(nats),
+        chaukas_bus::status::bucket_spec(nats),
         chaukas_writer::leases::bucket_spec(
             &nats.stream,
             Duration::from_secs(lease_ttl_secs),

@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use chaukas_bus::NatsConfig;
 use chaukas_store::ClickHouseConfig;
 use chaukas_testkit::{PrivateClickHouse, unique_name};
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{apply_bus, quick_writer_settings, test_log_config};
+use chaukas_tests::{apply_bus, http_get, quick_writer_settings, test_log_config};
 
 fn as_user(base: &ClickHouseConfig, user: &str, password: &str) -> clickhouse::Client {
     ClickHouseConfig {
@@ -163,6 +164,80 @@ async fn the_writer_stores_through_an_insert_only_user_and_nobody_but_the_admin_
         .await,
         None
     );
+    users_say_what_they_may_do(&admin).await;
+    capabilities_say_worm_once_reported(&admin, &nats).await;
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+/// Each user's confinement as the server reports it, for both roles.
+async fn users_say_what_they_may_do(admin: &ClickHouseConfig) {
+    use chaukas_store::confinement::{Role, check};
+    let version = chaukas_store::server_version(&as_user(admin, "chaukas_migrate", "m"))
+        .await
+        .unwrap();
+    for (user, password, role, confined) in [
+        ("chaukas_writer", "w", Role::InsertOnly, true),
+        ("chaukas_query", "q", Role::ReadOnly, true),
+        ("chaukas_query", "q", Role::InsertOnly, false),
+        ("chaukas_writer", "w", Role::ReadOnly, false),
+        ("chaukas_migrate", "m", Role::InsertOnly, false),
+        ("chaukas_migrate", "m", Role::ReadOnly, false),
+    ] {
+        let found = check(&as_user(admin, user, password), &version, role)
+            .await
+            .unwrap();
+        assert_eq!(found.confined, confined, "{user} as {role:?}: {found:?}");
+    }
+}
+
+/// A gateway answers `worm_retention: true` once the running writer (insert-only) has
+/// reported and its query service runs as the read-only user.
+async fn capabilities_say_worm_once_reported(admin: &ClickHouseConfig, nats: &NatsConfig) {
+    let mut query = chaukas_query::QueryConfig {
+        clickhouse: ClickHouseConfig {
+            user: "chaukas_query".into(),
+            password: "q".into(),
+            ..admin.clone()
+        },
+        log: test_log_config(),
+        ..chaukas_query::QueryConfig::default()
+    };
+    query.query.grpc_listen = "127.0.0.1:0".into();
+    query.query.http_listen = "127.0.0.1:0".into();
+    let query = chaukas_query::bind(&query).await.unwrap();
+    let mut gateway = chaukas_gateway::GatewayConfig {
+        nats: nats.clone(),
+        ..chaukas_gateway::GatewayConfig::default()
+    };
+    gateway.gateway.allow_unauthenticated = true;
+    gateway.gateway.grpc_listen = "127.0.0.1:0".into();
+    gateway.gateway.http_listen = "127.0.0.1:0".into();
+    gateway.gateway.query_endpoint = format!("http://{}", query.grpc_addr());
+    let gateway = chaukas_gateway::bind(&gateway).await.unwrap();
+    let http = gateway.http_addr();
+    let (stop_query, query_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let query = tokio::spawn(query.serve(async {
+        query_stopped.await.ok();
+    }));
+    let gateway = tokio::spawn(gateway.serve(async {
+        gateway_stopped.await.ok();
+    }));
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, body) = http_get(http, "/v1/capabilities").await;
+        if status == 200 && body.contains("\"worm_retention\":true") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worm_retention never turned on: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop_gateway.send(()).unwrap();
+    gateway.await.unwrap().unwrap();
+    stop_query.send(()).unwrap();
+    query.await.unwrap().unwrap();
 }

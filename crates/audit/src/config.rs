@@ -23,7 +23,8 @@ pub struct LogConfig {
     /// Verifier keys (`<name>+<id>+<key>`, one per line) for services that check and serve
     /// checkpoints without holding the signing key; derived from the signing keys if unset.
     pub verifier_keys: Option<String>,
-    /// How often the writer signs a checkpoint for each tenant whose log grew, in ms.
+    /// The least time between two rounds of checkpoints, in ms: a writer signs one for each
+    /// tenant whose log grew as soon as rows are stored, at most once per this interval.
     pub checkpoint_interval_ms: u64,
 }
 
@@ -34,7 +35,7 @@ impl Default for LogConfig {
             signing_key_file: None,
             signing_keys: None,
             verifier_keys: None,
-            checkpoint_interval_ms: 500,
+            checkpoint_interval_ms: 200,
         }
     }
 }

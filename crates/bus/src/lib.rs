@@ -17,6 +17,7 @@ pub mod dead_letters;
 mod envelope;
 pub mod kv;
 mod layout;
+pub mod status;
 
 pub use config::NatsConfig;
 pub use envelope::{

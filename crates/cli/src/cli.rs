@@ -170,6 +170,7 @@ impl MigrateConfig {
         vec![
             chaukas_auth::bucket_spec(&self.nats),
             chaukas_policies::bucket_spec(&self.nats),
+            chaukas_bus::status::bucket_spec(&self.nats),
             chaukas_writer::leases::bucket_spec(
                 &self.nats.stream,
                 std::time::Duration::from_secs(self.writer.lease_ttl_secs),

@@ -51,7 +51,7 @@ impl ChaukasServerService for GatewayService {
         _request: Request<server::GetCapabilitiesRequest>,
     ) -> Result<Response<server::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(server::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(self.guard.enforced())),
+            capabilities: Some(self.capabilities()),
         }))
     }
 
@@ -128,7 +128,7 @@ impl ChaukasClientService for GatewayService {
         _request: Request<client::GetCapabilitiesRequest>,
     ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(client::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(self.guard.enforced())),
+            capabilities: Some(self.capabilities()),
         }))
     }
 

@@ -462,7 +462,7 @@ fn log_answer(resource: chaukas_proto::internal::v1::LogResourceResponse) -> Res
 
 /// `GET /v1/capabilities`: the same answer as the GetCapabilities RPC, as JSON.
 async fn capabilities(State(state): State<HttpState>) -> Response {
-    let capabilities = chaukas_proto::capabilities(state.service.guard.enforced());
+    let capabilities = state.service.capabilities();
     axum::Json(json!({
         "worm_retention": capabilities.worm_retention,
         "audit_proofs": capabilities.audit_proofs,

@@ -18,6 +18,7 @@ mod metrics;
 mod redaction;
 mod service;
 pub mod validate;
+mod worm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ pub struct BoundGateway {
     query: service::QueryForwarder,
     guard: Arc<access::Guard>,
     redaction: Arc<redaction::RedactionGate>,
+    worm: Arc<worm::WormStatus>,
     registry: Arc<Registry>,
     metrics: Arc<GatewayMetrics>,
     settings: GatewaySettings,
@@ -133,6 +135,7 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
         query,
         guard,
         redaction,
+        worm: Arc::default(),
         nats,
         ingestor: Arc::new(ingestor),
         registry: Arc::new(registry),
@@ -168,6 +171,13 @@ impl BoundGateway {
             streams_ready.clone(),
             stop.clone(),
         ));
+        let worm_watch = tokio::spawn(worm::watch(
+            self.worm.clone(),
+            jetstream::new(self.nats.clone()),
+            self.nats_config.clone(),
+            self.query.clone(),
+            stop.clone(),
+        ));
         let nats = self.nats.clone();
         let guard = self.guard.clone();
         let redaction = self.redaction.clone();
@@ -201,7 +211,7 @@ impl BoundGateway {
         shutdown.await;
         tracing::info!("gateway draining in-flight requests");
         stop.cancel();
-        let (grpc, http, _) = tokio::join!(grpc, http, setup);
+        let (grpc, http, _, _) = tokio::join!(grpc, http, setup, worm_watch);
         grpc.expect("grpc server task panicked")?;
         http.expect("http server task panicked")?;
         // Every accepted request already waited for its ack; the flush only speeds up a
@@ -232,6 +242,7 @@ impl BoundGateway {
             ingestor: self.ingestor.clone(),
             query: self.query.clone(),
             guard: self.guard.clone(),
+            worm: self.worm.clone(),
         };
         let cap = listener::ConnectionCap::new(settings.max_connections, self.metrics.clone());
         let budget =

@@ -34,6 +34,15 @@ pub(crate) struct GatewayService {
     pub(crate) ingestor: Arc<Ingestor>,
     pub(crate) query: QueryForwarder,
     pub(crate) guard: Arc<Guard>,
+    /// Whether write-once retention is enforced right now.
+    pub(crate) worm: Arc<crate::worm::WormStatus>,
+}
+
+impl GatewayService {
+    /// What this deployment does, as GetCapabilities reports it.
+    pub(crate) fn capabilities(&self) -> chaukas_proto::common::v1::Capabilities {
+        chaukas_proto::capabilities(self.guard.enforced(), self.worm.enforced())
+    }
 }
 
 /// Forwards reads to the query service, which scales apart from ingestion.
@@ -83,6 +92,20 @@ impl QueryForwarder {
         }
         let kind = ErrorKind::of_status(&status);
         kind.status(status.message())
+    }
+
+    /// What the query service says of itself (its user's confinement, for `worm_retention`).
+    pub(crate) async fn capabilities(
+        &self,
+    ) -> Result<chaukas_proto::common::v1::Capabilities, Status> {
+        self.client
+            .clone()
+            .get_capabilities(server::GetCapabilitiesRequest {})
+            .await
+            .map_err(Self::relayed)?
+            .into_inner()
+            .capabilities
+            .ok_or_else(|| ErrorKind::Unavailable.status("the query service sent no capabilities"))
     }
 
     pub(crate) async fn query_events(

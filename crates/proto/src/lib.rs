@@ -54,9 +54,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// implements and tests the feature behind it. `rbac_enforced`: API keys with scopes, bound to
 /// tenants and projects, are required of every caller (a gateway not running with
 /// `allow_unauthenticated`); the query service, reached only through gateways, says false.
-pub fn capabilities(rbac_enforced: bool) -> common::v1::Capabilities {
+/// `worm_enforced`: the ClickHouse users of the services that run all the time cannot
+/// delete or rewrite (the gateway: every writer's and the query service's, as reported; the
+/// query service: its own), so the only deletion path is `chaukas retention apply`.
+pub fn capabilities(rbac_enforced: bool, worm_enforced: bool) -> common::v1::Capabilities {
     common::v1::Capabilities {
-        worm_retention: false,
+        worm_retention: worm_enforced,
         // Every stored event is sealed into its tenant's signed Merkle log (docs/audit.md).
         audit_proofs: true,
         distributed_query: false,

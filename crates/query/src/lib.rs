@@ -34,6 +34,7 @@ use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
 };
+use chaukas_store::confinement::Role;
 use chaukas_store::{ClickHouseConfig, StoreError};
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -297,6 +298,24 @@ struct QueryService {
 }
 
 impl QueryService {
+    /// Whether this service's ClickHouse user can only read, as the server says (its half
+    /// of `worm_retention`: gateways ask it). Unknown counts as no.
+    async fn read_only(&self) -> bool {
+        let client = self.client();
+        let check = async {
+            let version = chaukas_store::server_version(&client).await?;
+            chaukas_store::confinement::check(&client, &version, Role::ReadOnly).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), check).await {
+            Ok(Ok(confinement)) => confinement.confined,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot tell whether this service's user is read-only");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     fn client(&self) -> clickhouse::Client {
         self.clickhouse.read().expect("client lock").clone()
     }
@@ -329,7 +348,7 @@ impl ChaukasServerService for QueryService {
         _request: Request<server::GetCapabilitiesRequest>,
     ) -> Result<Response<server::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(server::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(false)),
+            capabilities: Some(chaukas_proto::capabilities(false, self.read_only().await)),
         }))
     }
 
@@ -389,7 +408,7 @@ impl ChaukasClientService for QueryService {
         _request: Request<client::GetCapabilitiesRequest>,
     ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(client::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(false)),
+            capabilities: Some(chaukas_proto::capabilities(false, self.read_only().await)),
         }))
     }
 

@@ -7,6 +7,7 @@
 //! has them.
 
 mod config;
+pub mod confinement;
 mod error;
 pub mod events;
 pub mod log;

@@ -40,6 +40,11 @@ impl Scratch {
         })
     }
 
+    /// Whether the scratch tables have a database of their own.
+    pub fn is_separate(&self) -> bool {
+        self.database.is_some()
+    }
+
     /// `table` as the main client must name it.
     pub fn qualified(&self, table: &str) -> String {
         match &self.database {

@@ -18,6 +18,7 @@ mod lookup;
 mod metrics;
 mod sequencer;
 mod staging;
+mod worm;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -87,6 +88,8 @@ pub struct BoundWriter {
     checkpoint_every: Duration,
     /// Insert stages and claim lookups: where they live, their names and fences.
     staging: Arc<Staging>,
+    /// The events database (for the insert-only report, see [`worm`]).
+    events_database: String,
 }
 
 /// Checks the configuration, binds the HTTP port and starts connecting to NATS; neither
@@ -119,6 +122,7 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         nats_client,
         clickhouse,
         staging,
+        events_database: config.clickhouse.database.clone(),
         nats: config.nats.clone(),
         settings: config.writer.clone(),
         registry: Arc::new(registry),
@@ -186,6 +190,14 @@ impl BoundWriter {
             self.metrics.clone(),
             stop_http.clone(),
         ));
+        let reporter = tokio::spawn(worm::report(
+            jetstream.clone(),
+            self.nats.clone(),
+            self.clickhouse.clone(),
+            self.staging.scratch().clone(),
+            self.events_database.clone(),
+            writer_id(),
+        ));
         if let Some(kv) = kv {
             set_up.store(true, Ordering::Relaxed);
             let writer = Loop {
@@ -212,6 +224,7 @@ impl BoundWriter {
             )
             .await;
         }
+        reporter.abort();
         stop_http.cancel();
         let _ = backlog.await;
         http.await

@@ -43,6 +43,8 @@ struct Head {
 /// The logs of the tenants this writer sequences.
 pub struct Sequencer {
     heads: Mutex<HashMap<String, Head>>,
+    /// Wakes the checkpoint loop when stored rows grew a log.
+    grown: tokio::sync::Notify,
     log_name: String,
     signers: Vec<SignerKey>,
 }
@@ -58,6 +60,7 @@ impl Sequencer {
     pub fn new(log_name: String, signers: Vec<SignerKey>) -> Self {
         Self {
             heads: Mutex::new(HashMap::new()),
+            grown: tokio::sync::Notify::new(),
             log_name,
             signers,
         }
@@ -172,6 +175,10 @@ impl Sequencer {
                 completed.push((tenant.to_owned(), tiles));
             }
         }
+        drop(heads);
+        if !rows.is_empty() {
+            self.grown.notify_one();
+        }
         completed
     }
 
@@ -267,17 +274,21 @@ async fn load(
     Ok((edge, last))
 }
 
-/// Signs and stores checkpoints every `every` until the writer stops.
+/// Signs and stores checkpoints as soon as stored rows grow a log, at most once per
+/// `spacing` (which bounds the inserts into `log_checkpoints`), until the writer stops. A
+/// round that failed is retried after `spacing` even if nothing more is stored.
 pub async fn checkpoint_loop(
     sequencer: std::sync::Arc<Sequencer>,
     clickhouse: clickhouse::Client,
-    every: Duration,
+    spacing: Duration,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        sign_due(&sequencer, &clickhouse, every * 20).await;
+        tokio::select! {
+            () = sequencer.grown.notified() => {}
+            () = tokio::time::sleep(spacing) => {}
+        }
+        sign_due(&sequencer, &clickhouse, spacing * 20).await;
+        tokio::time::sleep(spacing).await;
     }
 }
 
