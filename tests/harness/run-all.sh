@@ -4,9 +4,10 @@
 #   2. the published contract's descriptors, from PyPI into a throwaway virtualenv, and the
 #      check that docs/openapi.yaml is generated from them and valid
 #   3. the deployment files (make lint-deploy: chart rendered and validated, compose checked)
-#   4. NATS + ClickHouse test servers (tests/harness/servers.sh)
-#   5. cargo test for the whole workspace, including the contract test
-#   6. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
+#   4. current ClickHouse in-process (chDB, PyPI): migrations, write path, write-once settings
+#   5. NATS + ClickHouse test servers (tests/harness/servers.sh)
+#   6. cargo test for the whole workspace, including the contract test
+#   7. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -30,6 +31,9 @@ step "docs/openapi.yaml matches the contract and is valid OpenAPI"
 step "deploy files: Helm chart and docker-compose.yml (make lint-deploy)"
 cargo build --quiet -p chaukas
 bash tests/deploy/run.sh
+
+step "current ClickHouse (chDB 26.9, in-process): migrations, write path, write-once settings"
+bash tests/chdb/run.sh "$TARGET/chdb"
 
 step "test servers"
 trap 'bash tests/harness/servers.sh stop' EXIT

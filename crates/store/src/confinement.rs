@@ -7,9 +7,13 @@
 //!   `allow_ddl = 0` refuses every statement that deletes or rewrites (`ALTER … DELETE`,
 //!   `DROP`, `TRUNCATE`, `DETACH`, `RENAME`, `OPTIMIZE`, `CREATE`) and `SET allow_ddl` itself,
 //!   as checked on 18.16 (tests/tests/worm.rs);
-//! - SQL grants (servers from 20.5 on): the privileges in `system.grants` for the user and
-//!   the roles it has enabled. Anything beyond reading (and inserting, for an insert-only
-//!   role) counts as unconfined, so an unknown privilege errs towards "not enforced".
+//! - SQL grants (servers from 20.5 on): the privileges `SHOW GRANTS` lists for the user and
+//!   its roles. Anything beyond reading (and inserting, for an insert-only role) counts as
+//!   unconfined, so an unknown privilege errs towards "not enforced".
+//!
+//! Checked on 26.9 (chDB, tests/chdb): `allow_ddl = 0` refuses `ALTER … DELETE|UPDATE`,
+//! `DELETE FROM`, `DROP`, `TRUNCATE`, `DROP PARTITION`, `RENAME`, `DETACH` and `SET allow_ddl`
+//! there too; `readonly = 2` refuses every write and `SET readonly`.
 
 use serde::Deserialize;
 
@@ -93,27 +97,60 @@ pub async fn check(
     })
 }
 
-/// The privileges the user holds (directly or through its enabled roles) beyond `role`.
+/// The privileges the user holds (directly or through its roles) beyond `role`, from
+/// `SHOW GRANTS`: `system.grants` would need `SHOW USERS` (checked on 26.9), which a confined
+/// user does not have. `FINAL` folds the roles' grants in; a server without it lists role
+/// grants only by name, and those count as beyond.
 async fn privileges_beyond(
     client: &clickhouse::Client,
     role: Role,
 ) -> Result<Vec<String>, StoreError> {
-    let sql = "SELECT DISTINCT toString(access_type) FROM system.grants \
-               WHERE (user_name = currentUser() OR role_name IN (SELECT arrayJoin(enabledRoles()))) \
-               AND is_partial_revoke = 0 ORDER BY 1";
-    let held: Vec<String> = client
-        .query(sql)
-        .fetch_all()
-        .await
-        .map_err(|source| StoreError::query(sql, source))?;
-    Ok(held
-        .into_iter()
+    let lines: Vec<String> = match client.query("SHOW GRANTS FINAL").fetch_all().await {
+        Ok(lines) => lines,
+        Err(_) => client
+            .query("SHOW GRANTS")
+            .fetch_all()
+            .await
+            .map_err(|source| StoreError::query("SHOW GRANTS", source))?,
+    };
+    Ok(lines
+        .iter()
+        .flat_map(|line| granted(line))
         .filter(|privilege| !within(role, privilege))
         .collect())
 }
 
-/// Whether `privilege` (a `system.grants` access type) is within `role`.
+/// The privileges one `SHOW GRANTS` line gives: `GRANT <privileges> ON <target> TO <user>`
+/// (column lists in parentheses), or `GRANT <roles> TO <user>`, whose roles are reported as
+/// `role <names>`. `REVOKE` lines only take away, so they are skipped.
+fn granted(line: &str) -> Vec<String> {
+    let Some(rest) = line.trim().strip_prefix("GRANT ") else {
+        return Vec::new();
+    };
+    let Some((privileges, _)) = rest.split_once(" ON ") else {
+        let roles = rest.split(" TO ").next().unwrap_or(rest);
+        return vec![format!("role {roles}")];
+    };
+    let mut found = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (at, byte) in privileges.bytes().enumerate() {
+        match byte {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                found.push(privileges[start..at].trim().to_owned());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    found.push(privileges[start..].trim().to_owned());
+    found
+}
+
+/// Whether `privilege` (as `SHOW GRANTS` names it, maybe with columns) is within `role`.
 fn within(role: Role, privilege: &str) -> bool {
+    let privilege = privilege.split('(').next().unwrap_or(privilege).trim();
     let reading = privilege == "SELECT" || privilege.starts_with("SHOW");
     match role {
         Role::ReadOnly => reading,
@@ -141,6 +178,27 @@ mod tests {
             assert!(!within(Role::InsertOnly, privilege), "{privilege}");
         }
         assert!(!within(Role::ReadOnly, "INSERT"));
-        assert!(within(Role::ReadOnly, "SELECT"));
+        assert!(within(Role::ReadOnly, "SELECT(a, b)"));
+    }
+
+    #[test]
+    fn show_grants_lines_are_read_privilege_by_privilege() {
+        assert_eq!(
+            granted("GRANT SELECT(tenant_id, event_id), INSERT ON chaukas.* TO chaukas_writer"),
+            ["SELECT(tenant_id, event_id)", "INSERT"]
+        );
+        assert_eq!(
+            granted("GRANT auditors, loaders TO chaukas_writer"),
+            ["role auditors, loaders"]
+        );
+        assert!(granted("REVOKE DROP TABLE ON chaukas.* FROM chaukas_writer").is_empty());
+        // What 26.9 lists for its unrestricted default user.
+        let default =
+            "GRANT CHECK, SHOW, SELECT, INSERT, ALTER, CREATE, DROP, TRUNCATE ON *.* TO default";
+        let beyond: Vec<String> = granted(default)
+            .into_iter()
+            .filter(|privilege| !within(Role::InsertOnly, privilege))
+            .collect();
+        assert_eq!(beyond, ["CHECK", "ALTER", "CREATE", "DROP", "TRUNCATE"]);
     }
 }

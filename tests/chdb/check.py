@@ -1,0 +1,188 @@
+"""Current ClickHouse, in-process (chDB): what the deployment relies on beyond ClickHouse
+18.16, the only server this project's machines can run.
+
+1. Every migration (crates/store/migrations, split on `;` as the Rust runner splits them)
+   applies in order; the writer's scratch database, stage, move, claim lookup and the
+   retention delete run against the result. The statements below mirror their Rust sources
+   (named next to each); the migrations are read from the files themselves.
+2. The write-once settings (docs/privacy.md): `allow_ddl = 0` (the writer's profile) refuses
+   every statement that deletes or rewrites and cannot be undone by the session; `readonly = 2`
+   (the query service's) refuses every write. Each is checked in a fresh session.
+3. The queries `chaukas_store::confinement` asks to report `worm_retention` run, and the
+   unrestricted default user is not taken for a confined one.
+
+Usage: check.py MIGRATIONS_DIR. Exits non-zero naming the first thing that failed.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+from chdb import session
+
+FAILURES = []
+
+
+def split_statements(sql):
+    """`;`-separated statements outside quotes and `--` comments (migrations.rs)."""
+    statements, start, index = [], 0, 0
+    while index < len(sql):
+        char = sql[index]
+        if char in "'\"`":
+            index += 1
+            while index < len(sql) and sql[index] != char:
+                index += 2 if sql[index] == "\\" else 1
+        elif sql.startswith("--", index):
+            while index < len(sql) and sql[index] != "\n":
+                index += 1
+        elif char == ";":
+            statements.append(sql[start:index])
+            start = index + 1
+        index += 1
+    statements.append(sql[start:])
+    meaningful = lambda s: any(l.strip() and not l.strip().startswith("--") for l in s.splitlines())
+    return [s.strip() for s in statements if meaningful(s)]
+
+
+CURRENT = []
+
+
+def fresh():
+    """A new embedded server of its own (one per process at a time: the last is closed)."""
+    while CURRENT:
+        CURRENT.pop().close()
+    db = session.Session(tempfile.mkdtemp(prefix="chaukas-chdb-"))
+    CURRENT.append(db)
+    return db
+
+
+def run(db, sql, what):
+    try:
+        return str(db.query(sql, "TSV"))
+    except Exception as error:  # chDB raises its own error types
+        FAILURES.append(f"{what}: {str(error).splitlines()[0][:300]}\n    {sql[:300]}")
+        return None
+
+
+def refused(db, sql, why):
+    try:
+        db.query(sql, "TSV")
+    except Exception as error:
+        if why not in str(error):
+            FAILURES.append(f"refused for another reason than {why!r}: {sql}: {error}")
+        return
+    FAILURES.append(f"allowed, should be refused ({why}): {sql}")
+
+
+def migrations(directory):
+    db = fresh()
+    run(db, "CREATE DATABASE chaukas", "create database")
+    run(db, "USE chaukas", "use database")
+    files = sorted(f for f in os.listdir(directory) if re.match(r"\d{4}_.*\.sql$", f))
+    count = 0
+    for name in files:
+        with open(os.path.join(directory, name)) as file:
+            for statement in split_statements(file.read()):
+                run(db, statement, f"migration {name}")
+                count += 1
+    print(f"  {count} statements of {len(files)} migrations applied on ClickHouse "
+          f"{run(db, 'SELECT version()', 'version').strip()}")
+    return db
+
+
+def write_path(db):
+    """The writer's and retention's statements on the migrated schema."""
+    columns = [row.split("\t")[0] for row in run(db, "SELECT name FROM system.columns "
+               "WHERE database = 'chaukas' AND table = 'events' ORDER BY position",
+               "columns").splitlines()]
+    listed = ", ".join(columns)
+    steps = [
+        # scratch.rs prepare
+        ("scratch database", "CREATE DATABASE IF NOT EXISTS chaukas_scratch"),
+        ("stage template", "CREATE TABLE chaukas_scratch.events_template AS chaukas.events "
+                           "ENGINE = Memory"),
+        # scratch.rs stage_rows, move_stage, drop_stage
+        ("stage", "CREATE TABLE chaukas_scratch.insert_stage_1_x_0_s_1_ AS "
+                  "chaukas_scratch.events_template ENGINE = Memory"),
+        ("stage rows", f"INSERT INTO chaukas_scratch.insert_stage_1_x_0_s_1_ (tenant_id, "
+                       "event_id, event_date, content_hash, leaf_index) "
+                       "VALUES ('t', 'e1', today(), 'h', 0)"),
+        ("move", f"INSERT INTO events ({listed}) SELECT {listed} FROM "
+                 "chaukas_scratch.insert_stage_1_x_0_s_1_ WHERE toYYYYMM(event_date) = "
+                 "toYYYYMM(today())"),
+        ("drop stage", "DROP TABLE IF EXISTS chaukas_scratch.insert_stage_1_x_0_s_1_"),
+        # events.rs create_lookup, claims
+        ("lookup", "CREATE TABLE chaukas_scratch.insert_stage_1_x_1_s_ (lookup UInt64, "
+                   "tenant_id String, event_id String) ENGINE = Memory"),
+        ("lookup keys", "INSERT INTO chaukas_scratch.insert_stage_1_x_1_s_ VALUES (7, 't', 'e1')"),
+        ("claims", "SELECT tenant_id, event_id, min(stream_seq) FROM event_claims WHERE "
+                   "tenant_id IN (SELECT tenant_id FROM chaukas_scratch.insert_stage_1_x_1_s_ "
+                   "WHERE lookup = 7) AND event_id IN (SELECT event_id FROM "
+                   "chaukas_scratch.insert_stage_1_x_1_s_ WHERE lookup = 7) "
+                   "GROUP BY tenant_id, event_id"),
+        # retention.rs delete_below
+        ("retention delete", "ALTER TABLE events DELETE WHERE tenant_id = 't' AND "
+                             "content_hash != '' AND leaf_index < 1"),
+    ]
+    for what, sql in steps:
+        run(db, sql, what)
+    leaves = run(db, "SELECT count() FROM log_leaves WHERE tenant_id = 't'", "leaves")
+    if leaves is not None and leaves.strip() != "1":
+        FAILURES.append(f"the moved row reached log_leaves {leaves.strip()} times, not once")
+    print(f"  {len(steps)} writer and retention statements ran")
+
+
+def with_table(setting):
+    db = fresh()
+    run(db, "CREATE DATABASE d", "create database")
+    run(db, "CREATE TABLE d.t (a UInt8) ENGINE = MergeTree ORDER BY a", "create table")
+    run(db, "INSERT INTO d.t VALUES (1)", "insert")
+    run(db, setting, setting)
+    return db
+
+
+def write_once_settings():
+    destructive = ["ALTER TABLE d.t DELETE WHERE 1", "ALTER TABLE d.t UPDATE a = 3 WHERE 1",
+                   "DELETE FROM d.t WHERE 1", "DROP TABLE d.t", "TRUNCATE TABLE d.t",
+                   "ALTER TABLE d.t DROP PARTITION tuple()", "RENAME TABLE d.t TO d.u",
+                   "DETACH TABLE d.t"]
+    writer = with_table("SET allow_ddl = 0")
+    run(writer, "INSERT INTO d.t VALUES (2)", "the insert-only writer inserts")
+    for sql in destructive + ["SET allow_ddl = 1"]:
+        refused(writer, sql, "QUERY_IS_PROHIBITED")
+    kept = run(writer, "SELECT count() FROM d.t", "count")
+    if kept is not None and kept.strip() != "2":
+        FAILURES.append(f"allow_ddl = 0: {kept.strip()} rows left of 2")
+    reader = with_table("SET readonly = 2")
+    for sql in destructive + ["INSERT INTO d.t VALUES (2)", "SET readonly = 0"]:
+        refused(reader, sql, "READONLY")
+    print(f"  allow_ddl = 0 refused {len(destructive) + 1} statements; "
+          f"readonly = 2 refused {len(destructive) + 2}")
+
+
+def confinement_queries():
+    db = fresh()
+    settings = run(db, "SELECT name, value FROM system.settings "
+                       "WHERE name IN ('readonly', 'allow_ddl')", "settings")
+    grants = run(db, "SHOW GRANTS FINAL", "SHOW GRANTS FINAL")
+    if settings is not None and "allow_ddl\t1" not in settings:
+        FAILURES.append(f"default session settings: {settings!r}")
+    if grants is not None and not re.search(r"\bDROP\b", grants):
+        FAILURES.append(f"the default user should hold DROP: {grants!r}")
+    print("  the confinement check's queries ran")
+
+
+def main():
+    db = migrations(sys.argv[1])
+    write_path(db)
+    write_once_settings()
+    confinement_queries()
+    if FAILURES:
+        print("FAILED on current ClickHouse (chDB):", *FAILURES, sep="\n  ")
+        sys.exit(1)
+    print("current ClickHouse (chDB): ok")
+
+
+if __name__ == "__main__":
+    main()
