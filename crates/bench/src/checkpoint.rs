@@ -16,7 +16,7 @@ use chaukas_proto::common::v1::{Event, EventType};
 use chaukas_proto::server::v1 as server;
 use tokio::sync::Mutex;
 
-use crate::ingest::Target;
+use crate::ingest::{self, OpenLoop, Target};
 use crate::stats::Samples;
 
 /// How often the checkpoint table is looked at.
@@ -33,9 +33,28 @@ struct Pending {
     all_sent: AtomicBool,
 }
 
-/// Samples ack → covering checkpoint for probes sent during `duration`.
-pub async fn latency(target: &Target, duration: Duration) -> anyhow::Result<Samples> {
-    let tenant = format!("{}-checkpoints", target.run);
+/// An open loop at `rate` events/s (see [`ingest::open_loop`]) with checkpoint probes of
+/// their own (`label`) alongside.
+pub async fn under_open_loop(
+    target: &Target,
+    rate: f64,
+    batch: usize,
+    duration: Duration,
+    first_client: u64,
+    clients: u64,
+    label: &str,
+) -> anyhow::Result<(OpenLoop, Samples)> {
+    let (open, checkpoints) = tokio::join!(
+        ingest::open_loop(target, rate, batch, duration, first_client, clients),
+        latency(target, label, duration),
+    );
+    Ok((open?, checkpoints?))
+}
+
+/// Samples ack → covering checkpoint for probes sent during `duration`, on a tenant named
+/// after `label`.
+async fn latency(target: &Target, label: &str, duration: Duration) -> anyhow::Result<Samples> {
+    let tenant = format!("{}-checkpoints-{label}", target.run);
     let pending = Pending::default();
     let (sent, samples) = tokio::join!(
         async {

@@ -318,18 +318,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let half = grpc.stored_per_second / 2.0;
     target.settle(settle).await?;
     // Checkpoint latency is sampled under that same load.
-    let (open, checkpoints) = tokio::join!(
-        ingest::open_loop(
-            &target,
-            half,
-            plan.open_batch,
-            Duration::from_secs(plan.open_seconds),
-            3_000,
-            args.concurrency * 4,
-        ),
-        checkpoint::latency(&target, Duration::from_secs(plan.open_seconds)),
-    );
-    let (open, checkpoints) = (open?, checkpoints?);
+    let (open, checkpoints) = checkpoint::under_open_loop(
+        &target,
+        half,
+        plan.open_batch,
+        Duration::from_secs(plan.open_seconds),
+        3_000,
+        args.concurrency * 4,
+        "half",
+    )
+    .await?;
+    // And at a tenth of the maximum: a deployment's everyday load, far from saturation.
+    let tenth = grpc.stored_per_second / 10.0;
+    target.settle(settle).await?;
+    let (light, light_checkpoints) = checkpoint::under_open_loop(
+        &target,
+        tenth,
+        plan.open_batch,
+        Duration::from_secs(plan.open_seconds),
+        9_000,
+        args.concurrency,
+        "tenth",
+    )
+    .await?;
 
     // Query figures once `load_target` events are stored.
     let stored = target.stored_rows().await?;
@@ -514,6 +525,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "p99 <= 2000 ms",
         checkpoint_p99.map(|p99| p99 <= 2000.0),
     );
+    let light_p99 = light_checkpoints.quantile_ms(0.99);
+    line(
+        &format!("  at {tenth:.0} ev/s: ack -> signed checkpoint p50 / p99"),
+        format!(
+            "{} / {}",
+            opt_ms(light_checkpoints.quantile_ms(0.5)),
+            opt_ms(light_p99)
+        ),
+        "p99 <= 2000 ms",
+        light_p99.map(|p99| p99 <= 2000.0),
+    );
+    let light_queryable_p99 = light.queryable.quantile_ms(0.99);
+    line(
+        "    ingest -> queryable p50 / p99",
+        format!(
+            "{} / {}",
+            opt_ms(light.queryable.quantile_ms(0.5)),
+            opt_ms(light_queryable_p99)
+        ),
+        "",
+        None,
+    );
     println!("  query figures with {stored} events stored (idle | ingesting at {half:.0} ev/s):");
     let mut query_json = Vec::new();
     for ((case, idle), busy) in cases.iter().zip(&query_idle).zip(&query_busy) {
@@ -592,6 +625,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                       "errors": open.errors, "ack": open.ack.summary(),
                       "queryable": open.queryable.summary(),
                       "checkpoint": checkpoints.summary()},
+        "open_loop_tenth": {"target_eps": round(light.target_rate), "achieved_eps": round(light.achieved_rate),
+                            "errors": light.errors, "ack": light.ack.summary(),
+                            "queryable": light.queryable.summary(),
+                            "checkpoint": light_checkpoints.summary()},
         "query": {"stored_events": stored, "cases": query_json},
         "cpu_seconds_per_1k_events": cpu.iter().map(|(n, s)| (n.clone(), json!(round(s * 10_000.0) / 10_000.0))).collect::<serde_json::Map<_, _>>(),
         "peak_rss_mib": rss.iter().map(|(n, m)| (n.clone(), json!(m.map(round)))).collect::<serde_json::Map<_, _>>(),
