@@ -1,0 +1,395 @@
+use chaukas_proto::common::v1::event::Content;
+use chaukas_proto::common::v1::{Event, EventStatus, EventType};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status::StatusCode,
+};
+use prost_types::value::Kind;
+
+use super::*;
+
+fn string(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn span_with(id: u8, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![0xab; 16],
+        span_id: vec![id; 8],
+        parent_span_id: vec![0x01; 8],
+        name: format!("span {id}"),
+        kind: 3,
+        start_time_unix_nano: 1_764_000_000_000_000_000,
+        end_time_unix_nano: 1_764_000_001_500_000_000,
+        attributes,
+        ..Span::default()
+    }
+}
+
+fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+const ORIGIN: Origin<'static> = Origin {
+    tenant: "acme",
+    project: None,
+};
+
+fn otlp_field<'a>(event: &'a Event, key: &str) -> &'a prost_types::Value {
+    let Some(Kind::StructValue(otlp)) = &event.metadata.as_ref().unwrap().fields["otlp"].kind
+    else {
+        panic!("metadata.otlp is an object");
+    };
+    &otlp.fields[key]
+}
+
+#[test]
+fn a_chat_span_becomes_a_model_invocation_start_and_end() {
+    let span = span_with(
+        7,
+        vec![
+            string("gen_ai.operation.name", "chat"),
+            string("gen_ai.provider.name", "openai"),
+            string("gen_ai.request.model", "gpt-4o"),
+            string("gen_ai.response.model", "gpt-4o-2024-08-06"),
+            string("gen_ai.conversation.id", "conv-1"),
+            int("gen_ai.usage.input_tokens", 12),
+            int("gen_ai.usage.output_tokens", 30),
+            string(
+                "gen_ai.input.messages",
+                r#"[{"role":"user","parts":[{"type":"text","content":"hi"}]}]"#,
+            ),
+            string("gen_ai.response.finish_reasons", r#"["stop"]"#),
+        ],
+    );
+    let mapped = map_export(&request(vec![], vec![span]), &ORIGIN);
+    assert_eq!(mapped.rejected_spans, 0, "{:?}", mapped.reasons);
+    let [start, end] = &mapped.events[..] else {
+        panic!("two events: {:?}", mapped.events);
+    };
+    assert_eq!(start.r#type, EventType::ModelInvocationStart as i32);
+    assert_eq!(end.r#type, EventType::ModelInvocationEnd as i32);
+    assert_eq!(end.status, EventStatus::Completed as i32);
+    assert_eq!(
+        start.event_id,
+        format!("otlp-{}-{}-start", "ab".repeat(16), "07".repeat(8))
+    );
+    assert_eq!(end.session_id, "conv-1");
+    assert_eq!(end.parent_span_id, "01".repeat(8));
+    assert_eq!(start.timestamp.unwrap().seconds, 1_764_000_000);
+    assert_eq!(end.timestamp.unwrap().nanos, 500_000_000);
+    let Some(Content::LlmInvocation(asked)) = &start.content else {
+        panic!("llm_invocation")
+    };
+    assert_eq!(
+        (asked.provider.as_str(), asked.model.as_str()),
+        ("openai", "gpt-4o")
+    );
+    let messages = &asked.request.as_ref().unwrap().fields["messages"];
+    assert!(matches!(&messages.kind, Some(Kind::ListValue(list)) if list.values.len() == 1));
+    let Some(Content::LlmInvocation(answered)) = &end.content else {
+        panic!("llm_invocation")
+    };
+    assert_eq!(answered.model, "gpt-4o-2024-08-06");
+    assert_eq!(
+        (
+            answered.prompt_tokens,
+            answered.completion_tokens,
+            answered.total_tokens
+        ),
+        (12, 30, 42)
+    );
+    assert_eq!(answered.finish_reason, "stop");
+    assert_eq!(end.cost.as_ref().unwrap().input_tokens, 12);
+}
+
+#[test]
+fn conventions_are_read_in_order_and_the_rest_stays_in_the_trace() {
+    let cases = [
+        (
+            vec![
+                string("gen_ai.operation.name", "execute_tool"),
+                string("gen_ai.tool.name", "search"),
+            ],
+            EventType::ToolCallStart,
+        ),
+        (
+            vec![string("mcp.method.name", "tools/call")],
+            EventType::McpCallStart,
+        ),
+        (
+            vec![string("gen_ai.operation.name", "invoke_agent")],
+            EventType::AgentStart,
+        ),
+        (
+            vec![string("gen_ai.operation.name", "retrieval")],
+            EventType::DataAccess,
+        ),
+        (
+            vec![string("openinference.span.kind", "LLM")],
+            EventType::ModelInvocationStart,
+        ),
+        (
+            vec![string("openinference.span.kind", "GUARDRAIL")],
+            EventType::PolicyDecision,
+        ),
+        (
+            vec![string("openinference.span.kind", "CHAIN")],
+            EventType::System,
+        ),
+        (vec![string("http.route", "/x")], EventType::System),
+        // GenAI first, even when OpenInference says otherwise.
+        (
+            vec![
+                string("openinference.span.kind", "TOOL"),
+                string("gen_ai.operation.name", "chat"),
+            ],
+            EventType::ModelInvocationStart,
+        ),
+    ];
+    for (attributes, expected) in cases {
+        let mapped = map_export(
+            &request(vec![], vec![span_with(2, attributes.clone())]),
+            &ORIGIN,
+        );
+        assert_eq!(mapped.events[0].r#type, expected as i32, "{attributes:?}");
+    }
+}
+
+#[test]
+fn older_and_openinference_message_attributes_are_read() {
+    let span = span_with(
+        3,
+        vec![
+            string("openinference.span.kind", "LLM"),
+            string("llm.input_messages.0.message.role", "user"),
+            string("llm.input_messages.0.message.content", "what is 2+2"),
+            string("llm.input_messages.1.message.role", "assistant"),
+            int("llm.token_count.prompt", 5),
+            int("llm.token_count.completion", 1),
+            string("gen_ai.system", "anthropic"),
+        ],
+    );
+    let mapped = map_export(&request(vec![], vec![span]), &ORIGIN);
+    let Some(Content::LlmInvocation(asked)) = &mapped.events[0].content else {
+        panic!("llm_invocation")
+    };
+    assert_eq!(asked.provider, "anthropic");
+    let Some(Kind::ListValue(list)) = &asked.request.as_ref().unwrap().fields["messages"].kind
+    else {
+        panic!("a list")
+    };
+    assert_eq!(list.values.len(), 2);
+    let Some(Content::LlmInvocation(answered)) = &mapped.events[1].content else {
+        panic!("llm_invocation")
+    };
+    assert_eq!((answered.prompt_tokens, answered.completion_tokens), (5, 1));
+}
+
+#[test]
+fn a_failed_span_ends_failed_and_adds_an_error_event() {
+    let mut span = span_with(4, vec![string("gen_ai.operation.name", "execute_tool")]);
+    span.status = Some(Status {
+        code: StatusCode::Error as i32,
+        message: "boom".into(),
+    });
+    span.events.push(span::Event {
+        name: "exception".into(),
+        time_unix_nano: 1_764_000_001_000_000_000,
+        attributes: vec![
+            string("exception.type", "ValueError"),
+            string("exception.message", "bad input"),
+            string("exception.stacktrace", "Traceback ..."),
+        ],
+        ..span::Event::default()
+    });
+    let mapped = map_export(&request(vec![], vec![span]), &ORIGIN);
+    let [_, end, error] = &mapped.events[..] else {
+        panic!("three events")
+    };
+    assert_eq!(end.status, EventStatus::Failed as i32);
+    assert_eq!(error.r#type, EventType::Error as i32);
+    let Some(Content::Error(info)) = &error.content else {
+        panic!("error")
+    };
+    assert_eq!(
+        (info.error_message.as_str(), info.error_code.as_str()),
+        ("bad input", "ValueError")
+    );
+    assert_eq!(info.stack_trace, "Traceback ...");
+    assert_eq!(error.timestamp.unwrap().seconds, 1_764_000_001);
+}
+
+#[test]
+fn one_bad_span_is_refused_alone_with_its_reason() {
+    let good = span_with(5, vec![]);
+    let mut no_trace = span_with(6, vec![]);
+    no_trace.trace_id = vec![0; 16];
+    let mut backwards = span_with(8, vec![]);
+    backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
+    let mapped = map_export(&request(vec![], vec![no_trace, good, backwards]), &ORIGIN);
+    assert_eq!(mapped.rejected_spans, 2);
+    assert_eq!(mapped.events.len(), 2);
+    assert!(
+        mapped.reasons[0].contains("trace_id"),
+        "{:?}",
+        mapped.reasons
+    );
+    assert!(
+        mapped.reasons[1].contains("before start"),
+        "{:?}",
+        mapped.reasons
+    );
+}
+
+#[test]
+fn the_project_comes_from_the_key_or_the_resource_and_they_must_agree() {
+    let resource = vec![string(PROJECT_ATTRIBUTE, "web")];
+    let mapped = map_export(
+        &request(resource.clone(), vec![span_with(1, vec![])]),
+        &ORIGIN,
+    );
+    assert_eq!(mapped.events[0].project_id, "web");
+    let bound = Origin {
+        tenant: "acme",
+        project: Some("api"),
+    };
+    let mapped = map_export(&request(resource, vec![span_with(1, vec![])]), &bound);
+    assert_eq!(mapped.rejected_spans, 1);
+    assert!(mapped.events.is_empty());
+    let mapped = map_export(&request(vec![], vec![span_with(1, vec![])]), &bound);
+    assert_eq!(mapped.events[0].project_id, "api");
+}
+
+#[test]
+fn the_end_event_keeps_everything_to_rebuild_the_span() {
+    let mut span = span_with(9, vec![string("custom.key", "v"), int("custom.count", 3)]);
+    span.trace_state = "vendor=x".into();
+    span.events.push(span::Event {
+        name: "checkpoint".into(),
+        time_unix_nano: 1_764_000_000_100_000_000,
+        attributes: vec![string("step", "one")],
+        ..span::Event::default()
+    });
+    span.links.push(span::Link {
+        trace_id: vec![0xcd; 16],
+        span_id: vec![0xef; 8],
+        attributes: vec![string("why", "retry of")],
+        ..span::Link::default()
+    });
+    let nested = KeyValue {
+        key: "nested".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![string("inner", "deep")],
+            })),
+        }),
+        ..KeyValue::default()
+    };
+    let resource = vec![string("service.name", "agent"), nested];
+    let mapped = map_export(&request(resource, vec![span]), &ORIGIN);
+    let end = &mapped.events[1];
+    let Some(Kind::StructValue(attributes)) = &otlp_field(end, "attributes").kind else {
+        panic!("attributes")
+    };
+    assert_eq!(
+        attributes.fields["custom.key"].kind,
+        Some(Kind::StringValue("v".into()))
+    );
+    assert_eq!(
+        attributes.fields["custom.count"].kind,
+        Some(Kind::NumberValue(3.0))
+    );
+    assert_eq!(
+        otlp_field(end, "trace_state").kind,
+        Some(Kind::StringValue("vendor=x".into()))
+    );
+    assert_eq!(
+        otlp_field(end, "start_time_unix_nano").kind,
+        Some(Kind::StringValue("1764000000000000000".into()))
+    );
+    let Some(Kind::ListValue(links)) = &otlp_field(end, "links").kind else {
+        panic!("links")
+    };
+    let Some(Kind::StructValue(link)) = &links.values[0].kind else {
+        panic!("a link")
+    };
+    assert_eq!(
+        link.fields["trace_id"].kind,
+        Some(Kind::StringValue("cd".repeat(16)))
+    );
+    let Some(Kind::ListValue(events)) = &otlp_field(end, "events").kind else {
+        panic!("events")
+    };
+    assert_eq!(events.values.len(), 1);
+    let Some(Kind::StructValue(resource)) = &otlp_field(end, "resource").kind else {
+        panic!("resource")
+    };
+    let Some(Kind::StructValue(resource_attributes)) = &resource.fields["attributes"].kind else {
+        panic!("resource attributes")
+    };
+    assert!(
+        matches!(&resource_attributes.fields["nested"].kind, Some(Kind::StructValue(inner)) if inner.fields.contains_key("inner"))
+    );
+}
+
+#[test]
+fn hostile_nesting_is_cut_off_not_followed() {
+    let mut value = AnyValue {
+        value: Some(any_value::Value::StringValue("bottom".into())),
+    };
+    for _ in 0..500 {
+        value = AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(value),
+                    ..KeyValue::default()
+                }],
+            })),
+        };
+    }
+    let converted = values::to_value(&value);
+    let mut depth = 0;
+    let mut current = &converted;
+    while let Some(Kind::StructValue(inner)) = &current.kind {
+        current = &inner.fields["k"];
+        depth += 1;
+    }
+    assert!(depth <= 33, "{depth}");
+    let deep_json = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(
+        values::parse_json(&deep_json).is_none(),
+        "serde_json's depth limit refuses it"
+    );
+}
