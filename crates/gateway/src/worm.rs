@@ -41,12 +41,19 @@ pub async fn watch(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if bucket.is_none() {
-            bucket = chaukas_bus::kv::open_bucket(&jetstream, &spec).await.ok();
-        }
-        let enforced = match &bucket {
-            Some(bucket) => assess(bucket, &query).await,
-            None => Err("the status bucket does not exist (run `chaukas migrate`)".into()),
+        // Shutdown does not wait for NATS or the query service to answer.
+        let checked = async {
+            if bucket.is_none() {
+                bucket = chaukas_bus::kv::open_bucket(&jetstream, &spec).await.ok();
+            }
+            match &bucket {
+                Some(bucket) => assess(bucket, &query).await,
+                None => Err("the status bucket does not exist (run `chaukas migrate`)".into()),
+            }
+        };
+        let enforced = tokio::select! {
+            () = stop.cancelled() => return,
+            enforced = checked => enforced,
         };
         let was = worm.0.swap(enforced.is_ok(), Ordering::Relaxed);
         match enforced {

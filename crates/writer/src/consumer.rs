@@ -33,13 +33,6 @@ const PULL_BATCH: usize = 128;
 const PULL_BYTES: usize = 2 * 1024 * 1024;
 /// How long a pull request waits for messages on a quiet shard.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
-/// Silence after which a pull request counts as unanswered: its expiry and a margin for a
-/// loaded server's timeout status.
-const SILENCE: Duration = Duration::from_secs(2);
-/// Unanswered pull requests in a row after which the shard is taken over again even though
-/// its consumer exists (a restarted server that has not loaded it yet answers nobody); one
-/// alone costs only a new request, not a takeover and the redelivery of what is in flight.
-const SILENT_PULLS_BEFORE_TAKEOVER: u32 = 2;
 /// How often a consumer's backlog is read for the lag metric.
 const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait for NATS to answer a call of a shard task: a request lost with a NATS
@@ -159,7 +152,6 @@ async fn pull(
     let mut lag_read = Instant::now() - LAG_EVERY;
     let mut expected = 1;
     let mut stale_since: Option<Instant> = None;
-    let mut silent_pulls = 0;
     loop {
         // A writer that was paused past its lease must not pull from the new owner's
         // consumer: it pulls only while its lease is fresh.
@@ -187,7 +179,7 @@ async fn pull(
                 .messages(),
         )
         .await;
-        let messages = match pulled {
+        let mut messages = match pulled {
             Ok(Ok(messages)) => messages,
             Ok(Err(error)) => {
                 // The consumer may be gone (deleted by hand, lost by NATS): take the shard
@@ -204,101 +196,56 @@ async fn pull(
                 return Pulled::Rewind;
             }
         };
-        match drain(messages, shard, term, &mut expected, sink).await {
-            Drained::Ended => silent_pulls = 0,
-            Drained::Silent => {
-                silent_pulls += 1;
-                if silent_pulls >= SILENT_PULLS_BEFORE_TAKEOVER || !exists(consumer).await {
+        loop {
+            // The server ends a pull request after `PULL_EXPIRES`. A request lost with the
+            // server (a NATS restart) or sent to a consumer that is gone (deleted by hand,
+            // lost by NATS: nobody listens on its subject) is never answered, and pulling the
+            // same consumer again would never be either: the shard would stall for good. So
+            // the task takes the shard over again, which re-creates the consumer.
+            let next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                // The next message would pass the request's byte limit: this pull is done.
+                Ok(Some(Err(error))) if error.to_string().contains("Exceeds MaxBytes") => break,
+                Ok(Some(Err(error))) => {
+                    // The server refused the pull (consumer deleted or lost, server going
+                    // down): take the shard over again once it answers.
+                    tracing::warn!(shard, %error, "pull failed; taking the shard over again");
+                    tokio::time::sleep(RETRY_EVERY).await;
+                    return Pulled::Rewind;
+                }
+                Ok(None) => break,
+                Err(_) => {
                     tracing::warn!(
                         shard,
-                        silent_pulls,
                         "pull request unanswered; taking the shard over again"
                     );
                     return Pulled::Rewind;
                 }
-                tracing::debug!(
+            };
+            let sequence = message
+                .info()
+                .map_or(expected, |info| info.consumer_sequence);
+            if sequence != expected {
+                tracing::warn!(
                     shard,
-                    "pull request unanswered; the consumer exists, pulling again"
+                    expected,
+                    sequence,
+                    "a delivery went astray; rewinding the shard to keep stream order"
                 );
+                return Pulled::Rewind;
             }
-            Drained::Rewind => return Pulled::Rewind,
-            Drained::Stopped => return Pulled::Stopped,
-        }
-    }
-}
-
-/// How one pull request ended.
-enum Drained {
-    /// Answered in full, or ended by the server (expired, byte limit reached).
-    Ended,
-    /// Nothing came for [`SILENCE`]: the request is lost, or its consumer is gone.
-    Silent,
-    /// A delivery went astray or the server refused: take the shard over again.
-    Rewind,
-    /// The writer loop is gone.
-    Stopped,
-}
-
-/// Passes the messages of one pull request on to `sink`, checking that each has the next
-/// consumer sequence.
-async fn drain(
-    mut messages: pull::Batch,
-    shard: u16,
-    term: u64,
-    expected: &mut u64,
-    sink: &mpsc::Sender<FromShard>,
-) -> Drained {
-    loop {
-        // The server ends a pull request after `PULL_EXPIRES`. A request lost with the
-        // server (a NATS restart) or sent to a consumer that is gone (deleted by hand, lost
-        // by NATS: nobody listens on its subject) is never answered.
-        let message = match tokio::time::timeout(SILENCE, messages.next()).await {
-            Ok(Some(Ok(message))) => message,
-            // The next message would pass the request's byte limit: this pull is done.
-            Ok(Some(Err(error))) if error.to_string().contains("Exceeds MaxBytes") => {
-                return Drained::Ended;
-            }
-            Ok(Some(Err(error))) => {
-                // The server refused the pull (consumer deleted or lost, server going
-                // down): take the shard over again once it answers.
-                tracing::warn!(shard, %error, "pull failed; taking the shard over again");
-                tokio::time::sleep(RETRY_EVERY).await;
-                return Drained::Rewind;
-            }
-            Ok(None) => return Drained::Ended,
-            Err(_) => return Drained::Silent,
-        };
-        let sequence = message
-            .info()
-            .map_or(*expected, |info| info.consumer_sequence);
-        if sequence != *expected {
-            tracing::warn!(
+            expected = sequence + 1;
+            let delivery = FromShard::Message(ShardMessage {
                 shard,
-                expected,
-                sequence,
-                "a delivery went astray; rewinding the shard to keep stream order"
-            );
-            return Drained::Rewind;
-        }
-        *expected = sequence + 1;
-        let delivery = FromShard::Message(ShardMessage {
-            shard,
-            term,
-            message,
-        });
-        if sink.send(delivery).await.is_err() {
-            return Drained::Stopped;
+                term,
+                message,
+            });
+            if sink.send(delivery).await.is_err() {
+                return Pulled::Stopped;
+            }
         }
     }
-}
-
-/// Whether the shard's consumer still exists, as the server says within [`NATS_CALL`].
-async fn exists(consumer: &jetstream::consumer::PullConsumer) -> bool {
-    let mut consumer = consumer.clone();
-    matches!(
-        tokio::time::timeout(NATS_CALL, consumer.info()).await,
-        Ok(Ok(_))
-    )
 }
 
 /// Exports how many messages of the shard wait to be delivered.

@@ -25,6 +25,7 @@ pub async fn report(
     let mut tick = tokio::time::interval(status::REPORT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut bucket = None;
+    let mut last: Option<bool> = None;
     loop {
         tick.tick().await;
         if bucket.is_none() {
@@ -38,11 +39,20 @@ pub async fn report(
         }
         let Some(bucket) = &bucket else { continue };
         let report = assess(&clickhouse, &scratch, &events_database).await;
-        if !report.insert_only {
-            tracing::warn!(
-                reason = report.reason,
-                "this writer's ClickHouse users may delete: worm_retention is off"
-            );
+        // Said once, and again when it changes.
+        if last != Some(report.insert_only) {
+            if report.insert_only {
+                tracing::info!(
+                    reason = report.reason,
+                    "this writer's ClickHouse users can only insert"
+                );
+            } else {
+                tracing::warn!(
+                    reason = report.reason,
+                    "this writer's ClickHouse users may delete: worm_retention is off"
+                );
+            }
+            last = Some(report.insert_only);
         }
         if let Err(error) = status::report_writer(bucket, &instance, &report).await {
             tracing::warn!(%error, "cannot report whether this writer is insert-only");
