@@ -15,6 +15,7 @@ use crate::args::{Args, Profile};
 use crate::checkpoint;
 use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
+use crate::stats::Samples;
 use crate::workload::Client;
 use crate::{baselines, privacy, query};
 
@@ -105,6 +106,17 @@ fn line(name: &str, value: String, target: &str, met: Option<bool>) {
         None => "",
     };
     println!("  {name:<44} {value:>22}  {target:<22} {verdict}");
+}
+
+/// A line of p50 / p99, judged against a p99 budget in ms when there is one.
+fn p50_p99_line(name: &str, samples: &Samples, p99_budget: Option<f64>) {
+    let p99 = samples.quantile_ms(0.99);
+    line(
+        name,
+        format!("{} / {}", opt_ms(samples.quantile_ms(0.5)), opt_ms(p99)),
+        &p99_budget.map_or(String::new(), |budget| format!("p99 <= {budget:.0} ms")),
+        p99_budget.and_then(|budget| p99.map(|p99| p99 <= budget)),
+    );
 }
 
 fn opt_ms(value: Option<f64>) -> String {
@@ -503,50 +515,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "p99 <= 5 ms",
         ack_p99.map(|p99| p99 <= 5.0),
     );
-    let queryable_p99 = open.queryable.quantile_ms(0.99);
-    line(
+    p50_p99_line(
         "  ingest -> queryable p50 / p99",
-        format!(
-            "{} / {}",
-            opt_ms(open.queryable.quantile_ms(0.5)),
-            opt_ms(queryable_p99)
-        ),
-        "p99 <= 1000 ms",
-        queryable_p99.map(|p99| p99 <= 1000.0),
+        &open.queryable,
+        Some(1000.0),
     );
-    let checkpoint_p99 = checkpoints.quantile_ms(0.99);
-    line(
+    p50_p99_line(
         "  ack -> signed checkpoint p50 / p99",
-        format!(
-            "{} / {}",
-            opt_ms(checkpoints.quantile_ms(0.5)),
-            opt_ms(checkpoint_p99)
-        ),
-        "p99 <= 2000 ms",
-        checkpoint_p99.map(|p99| p99 <= 2000.0),
+        &checkpoints,
+        Some(2000.0),
     );
-    let light_p99 = light_checkpoints.quantile_ms(0.99);
-    line(
+    p50_p99_line(
         &format!("  at {tenth:.0} ev/s: ack -> signed checkpoint p50 / p99"),
-        format!(
-            "{} / {}",
-            opt_ms(light_checkpoints.quantile_ms(0.5)),
-            opt_ms(light_p99)
-        ),
-        "p99 <= 2000 ms",
-        light_p99.map(|p99| p99 <= 2000.0),
+        &light_checkpoints,
+        Some(2000.0),
     );
-    let light_queryable_p99 = light.queryable.quantile_ms(0.99);
-    line(
-        "    ingest -> queryable p50 / p99",
-        format!(
-            "{} / {}",
-            opt_ms(light.queryable.quantile_ms(0.5)),
-            opt_ms(light_queryable_p99)
-        ),
-        "",
-        None,
-    );
+    p50_p99_line("    ingest -> queryable p50 / p99", &light.queryable, None);
     println!("  query figures with {stored} events stored (idle | ingesting at {half:.0} ev/s):");
     let mut query_json = Vec::new();
     for ((case, idle), busy) in cases.iter().zip(&query_idle).zip(&query_busy) {
