@@ -393,3 +393,30 @@ fn hostile_nesting_is_cut_off_not_followed() {
         "serde_json's depth limit refuses it"
     );
 }
+
+#[test]
+fn many_flattened_messages_are_read_in_one_pass() {
+    // 20k indexed attributes: a scan per index would be 400M key comparisons.
+    let attributes: Vec<KeyValue> = (0..20_000)
+        .map(|i| string(&format!("gen_ai.prompt.{i}.content"), "x"))
+        .chain([
+            string("gen_ai.operation.name", "chat"),
+            string("gen_ai.prompt.20001.content", "gap"),
+        ])
+        .collect();
+    let started = std::time::Instant::now();
+    let mapped = map_export(&request(vec![], vec![span_with(1, attributes)]), &ORIGIN);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let Some(Content::LlmInvocation(asked)) = &mapped.events[0].content else {
+        panic!("llm_invocation")
+    };
+    let Some(Kind::ListValue(list)) = &asked.request.as_ref().unwrap().fields["messages"].kind
+    else {
+        panic!("a list")
+    };
+    assert_eq!(list.values.len(), 20_000, "up to the first missing index");
+}

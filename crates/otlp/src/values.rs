@@ -134,32 +134,40 @@ impl<'a> Attributes<'a> {
         })
     }
 
-    /// Attributes `<prefix>.<n>.<field>` (n = 0, 1, …, until one is missing) as a list of
-    /// objects of their fields: the flattened message lists of the older conventions
-    /// (`gen_ai.prompt.0.role`, OpenInference's `llm.input_messages.0.message.content`).
+    /// Attributes `<prefix>.<n>.<field>` (n = 0, 1, … up to the first missing one) as a list
+    /// of objects of their fields: the flattened message lists of the older conventions
+    /// (`gen_ai.prompt.0.role`, OpenInference's `llm.input_messages.0.message.content`). One
+    /// pass over the attributes, however many there are.
     pub fn indexed(&self, prefix: &str) -> Vec<Value> {
-        let mut items = Vec::new();
-        for index in 0.. {
-            let head = format!("{prefix}.{index}.");
-            let fields: Vec<KeyValue> = self
-                .0
-                .iter()
-                .filter_map(|pair| {
-                    let field = pair.key.strip_prefix(&head)?;
-                    Some(KeyValue {
-                        key: field.to_owned(),
-                        ..pair.clone()
-                    })
-                })
-                .collect();
-            if fields.is_empty() || index >= 10_000 {
-                break;
-            }
-            items.push(Value {
-                kind: Some(Kind::StructValue(to_struct(&fields))),
+        let mut by_index: std::collections::BTreeMap<usize, Vec<KeyValue>> =
+            std::collections::BTreeMap::new();
+        for pair in self.0 {
+            let Some(rest) = pair
+                .key
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                continue;
+            };
+            let Some((index, field)) = rest.split_once('.') else {
+                continue;
+            };
+            let Ok(index) = index.parse::<usize>() else {
+                continue;
+            };
+            by_index.entry(index).or_default().push(KeyValue {
+                key: field.to_owned(),
+                ..pair.clone()
             });
         }
-        items
+        by_index
+            .into_iter()
+            .enumerate()
+            .take_while(|(position, (index, _))| position == index)
+            .map(|(_, (_, fields))| Value {
+                kind: Some(Kind::StructValue(to_struct(&fields))),
+            })
+            .collect()
     }
 }
 
