@@ -88,9 +88,12 @@ impl Services {
                 "CHAUKAS_LOG__CHECKPOINT_INTERVAL_MS",
                 self.log.checkpoint_interval_ms.to_string(),
             )
+            // The writer at debug: a failing seed's logs must show where a shard waited
+            // (passing seeds' logs are deleted).
             .env(
                 "RUST_LOG",
-                std::env::var("CHAUKAS_CHAOS_LOG").unwrap_or_else(|_| "info".into()),
+                std::env::var("CHAUKAS_CHAOS_LOG")
+                    .unwrap_or_else(|_| "info,chaukas_writer=debug".into()),
             )
             .stdout(Stdio::null())
             .stderr(log);
