@@ -85,7 +85,8 @@ pub struct BoundWriter {
     registry: Arc<Registry>,
     metrics: Arc<WriterMetrics>,
     sequencer: Arc<sequencer::Sequencer>,
-    checkpoint_every: Duration,
+    /// Least time between two rounds of checkpoints (`log.checkpoint_interval_ms`).
+    checkpoint_spacing: Duration,
     /// Insert stages and claim lookups: where they live, their names and fences.
     staging: Arc<Staging>,
     /// The events database (for the insert-only report, see [`worm`]).
@@ -128,7 +129,7 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
         registry: Arc::new(registry),
         metrics,
         sequencer,
-        checkpoint_every: Duration::from_millis(config.log.checkpoint_interval_ms.max(50)),
+        checkpoint_spacing: Duration::from_millis(config.log.checkpoint_interval_ms.max(50)),
     })
 }
 
@@ -212,7 +213,7 @@ impl BoundWriter {
             let checkpoints = tokio::spawn(sequencer::checkpoint_loop(
                 self.sequencer.clone(),
                 self.clickhouse.clone(),
-                self.checkpoint_every,
+                self.checkpoint_spacing,
             ));
             writer.run(kv, shutdown).await;
             // Stop signing on a timer; sign what the last batches stored, once.
@@ -220,7 +221,7 @@ impl BoundWriter {
             sequencer::sign_due(
                 &self.sequencer,
                 &self.clickhouse,
-                self.checkpoint_every * 20,
+                self.checkpoint_spacing * 20,
             )
             .await;
         }
