@@ -4,7 +4,8 @@
 # the services from this checkout's `chaukas` binary; all state lives under .run/.
 #
 # Ports (override with the environment variables of the same name):
-#   gateway gRPC 50051, gateway HTTP 8080, writer health 8081, query gRPC 50052,
+#   gateway gRPC 50051, gateway HTTP 8080, OTLP/gRPC 4317, OTLP/HTTP 4318 (the gateway's
+#   gRPC and HTTP again, on OpenTelemetry's usual ports), writer health 8081, query gRPC 50052,
 #   query health 8082, NATS 4222 (monitoring 8222), ClickHouse HTTP 8123 (native 9000).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,6 +15,7 @@ source "$ROOT/deploy/local/lib.sh"
 : "${NATS_PORT:=4222}" "${NATS_MONITOR_PORT:=8222}"
 : "${CLICKHOUSE_HTTP_PORT:=8123}" "${CLICKHOUSE_TCP_PORT:=9000}"
 : "${GATEWAY_GRPC_PORT:=50051}" "${GATEWAY_HTTP_PORT:=8080}"
+: "${OTLP_GRPC_PORT:=4317}" "${OTLP_HTTP_PORT:=4318}"
 : "${WRITER_HTTP_PORT:=8081}" "${QUERY_GRPC_PORT:=50052}" "${QUERY_HTTP_PORT:=8082}"
 : "${CARGO_PROFILE:=release}"
 
@@ -52,6 +54,8 @@ service_env() {
   export CHAUKAS_CLICKHOUSE__URL="http://127.0.0.1:$CLICKHOUSE_HTTP_PORT"
   export CHAUKAS_GATEWAY__GRPC_LISTEN="0.0.0.0:$GATEWAY_GRPC_PORT"
   export CHAUKAS_GATEWAY__HTTP_LISTEN="0.0.0.0:$GATEWAY_HTTP_PORT"
+  export CHAUKAS_GATEWAY__OTLP_GRPC_LISTEN="0.0.0.0:$OTLP_GRPC_PORT"
+  export CHAUKAS_GATEWAY__OTLP_HTTP_LISTEN="0.0.0.0:$OTLP_HTTP_PORT"
   # Internal ports (the query service, health and metrics of writer and query) stay on
   # loopback: only the gateway is meant to be reached from elsewhere.
   export CHAUKAS_WRITER__HTTP_LISTEN="127.0.0.1:$WRITER_HTTP_PORT"
@@ -123,6 +127,7 @@ up() {
 Chaukas Server is up.
   gRPC (ChaukasServerService, ChaukasClientService)  127.0.0.1:$GATEWAY_GRPC_PORT
   HTTP (chaukas-sdk: CHAUKAS_ENDPOINT)               http://localhost:$GATEWAY_HTTP_PORT
+  OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT)        gRPC http://localhost:$OTLP_GRPC_PORT, HTTP http://localhost:$OTLP_HTTP_PORT
   query service gRPC (internal)                      127.0.0.1:$QUERY_GRPC_PORT
   health: http://localhost:$GATEWAY_HTTP_PORT/readyz  http://localhost:$WRITER_HTTP_PORT/readyz  http://localhost:$QUERY_HTTP_PORT/readyz
   NATS nats://127.0.0.1:$NATS_PORT   ClickHouse http://127.0.0.1:$CLICKHOUSE_HTTP_PORT (database chaukas)

@@ -113,8 +113,7 @@ impl Pipeline {
         };
         // Most tests are about other things than keys; those about keys turn this off.
         gateway.gateway.allow_unauthenticated = true;
-        gateway.gateway.grpc_listen = "127.0.0.1:0".into();
-        gateway.gateway.http_listen = "127.0.0.1:0".into();
+        gateway.gateway.listen_on_free_loopback_ports();
         let log = test_log_config();
         let mut writer = WriterConfig {
             writer: quick_writer_settings(),
@@ -535,6 +534,9 @@ pub fn role_command(binary: &str, pipeline: &Pipeline, role: &str) -> std::proce
         .env("CHAUKAS_WRITER__LEASE_TTL_SECS", "6")
         .env("CHAUKAS_WRITER__LEASE_RENEW_MS", "500")
         .env("CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED", "true")
+        // Many gateways run at once: OTLP's usual ports only where a test asks for them.
+        .env("CHAUKAS_GATEWAY__OTLP_GRPC_LISTEN", "127.0.0.1:0")
+        .env("CHAUKAS_GATEWAY__OTLP_HTTP_LISTEN", "127.0.0.1:0")
         .env(
             "CHAUKAS_LOG__SIGNING_KEYS",
             pipeline.log.signing_keys.clone().unwrap_or_default(),

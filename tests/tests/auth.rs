@@ -501,8 +501,7 @@ async fn a_revocation_reaches_a_second_gateway_within_five_seconds() {
         nats: pipeline.nats.clone(),
         ..chaukas_gateway::GatewayConfig::default()
     };
-    config.gateway.grpc_listen = "127.0.0.1:0".into();
-    config.gateway.http_listen = "127.0.0.1:0".into();
+    config.gateway.listen_on_free_loopback_ports();
     let second = chaukas_gateway::bind(&config).await.unwrap();
     let second_addr = second.grpc_addr();
     let second_http = second.http_addr();

@@ -246,8 +246,7 @@ async fn second_gateway(
         ..chaukas_gateway::GatewayConfig::default()
     };
     config.gateway.allow_unauthenticated = true;
-    config.gateway.grpc_listen = "127.0.0.1:0".into();
-    config.gateway.http_listen = "127.0.0.1:0".into();
+    config.gateway.listen_on_free_loopback_ports();
     let bound = chaukas_gateway::bind(&config).await.unwrap();
     let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -17,8 +17,7 @@ fn local_gateway_config() -> chaukas_gateway::GatewayConfig {
         nats: chaukas_testkit::nats_config(),
         ..chaukas_gateway::GatewayConfig::default()
     };
-    config.gateway.grpc_listen = "127.0.0.1:0".into();
-    config.gateway.http_listen = "127.0.0.1:0".into();
+    config.gateway.listen_on_free_loopback_ports();
     config
 }
 

@@ -211,8 +211,7 @@ async fn capabilities_say_worm_once_reported(admin: &ClickHouseConfig, nats: &Na
         ..chaukas_gateway::GatewayConfig::default()
     };
     gateway.gateway.allow_unauthenticated = true;
-    gateway.gateway.grpc_listen = "127.0.0.1:0".into();
-    gateway.gateway.http_listen = "127.0.0.1:0".into();
+    gateway.gateway.listen_on_free_loopback_ports();
     gateway.gateway.query_endpoint = format!("http://{}", query.grpc_addr());
     let gateway = chaukas_gateway::bind(&gateway).await.unwrap();
     let http = gateway.http_addr();

@@ -190,7 +190,7 @@ pub struct GrpcAdmitted<S> {
 /// may call (health, capabilities).
 fn scope_of(path: &str) -> Option<Scope> {
     match path.rsplit('/').next().unwrap_or("") {
-        "IngestEvent" | "IngestEventBatch" => Some(Scope::Ingest),
+        "IngestEvent" | "IngestEventBatch" | "Export" => Some(Scope::Ingest),
         "QueryEvents" => Some(Scope::Query),
         "GetEventStats" => Some(Scope::Stats),
         _ => None,
@@ -233,6 +233,8 @@ where
             }
         }
         let reservation = self.admission.budget.reservation();
+        // Handlers that decode by themselves (OTLP) pay what decoding will cost from it.
+        parts.extensions.insert(reservation.clone());
         let body = tonic::body::Body::new(BudgetBody::new(body, reservation.clone()));
         let call = self.inner.call(Request::from_parts(parts, body));
         let max_request_bytes = self.admission.max_request_bytes;

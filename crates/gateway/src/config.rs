@@ -19,6 +19,16 @@ pub struct GatewaySettings {
     pub grpc_listen: String,
     /// HTTP listen address for the SDK's protobuf-over-HTTP API, health and metrics.
     pub http_listen: String,
+    /// OTLP/gRPC's usual port: the same gRPC services as `grpc_listen` (the OTLP
+    /// TraceService among them). Empty: not opened.
+    pub otlp_grpc_listen: String,
+    /// OTLP/HTTP's usual port: the same routes as `http_listen` (`POST /v1/traces` among
+    /// them). Empty: not opened.
+    pub otlp_http_listen: String,
+    /// Most memory one OTLP export may take once decoded and mapped, as estimated from its
+    /// encoded bytes before decoding (docs/otlp.md); a larger one is refused with 413 /
+    /// RESOURCE_EXHAUSTED. It is paid from `max_body_budget_bytes`, so it must fit in it.
+    pub max_otlp_decoded_bytes: usize,
     /// Most events one batch request may carry; a larger batch is refused whole.
     pub max_batch_events: usize,
     /// Largest encoded event accepted; big LLM payloads fit, a runaway blob does not.
@@ -58,11 +68,29 @@ pub struct GatewaySettings {
     pub allow_unauthenticated: bool,
 }
 
+impl GatewaySettings {
+    /// Every listener on a free loopback port: for tests and benchmarks that run many
+    /// gateways on one machine.
+    pub fn listen_on_free_loopback_ports(&mut self) {
+        for address in [
+            &mut self.grpc_listen,
+            &mut self.http_listen,
+            &mut self.otlp_grpc_listen,
+            &mut self.otlp_http_listen,
+        ] {
+            "127.0.0.1:0".clone_into(address);
+        }
+    }
+}
+
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             grpc_listen: "0.0.0.0:50051".into(),
             http_listen: "0.0.0.0:8080".into(),
+            otlp_grpc_listen: "0.0.0.0:4317".into(),
+            otlp_http_listen: "0.0.0.0:4318".into(),
+            max_otlp_decoded_bytes: 128 * 1024 * 1024,
             max_batch_events: 1_000,
             max_event_bytes: 512 * 1024,
             max_request_bytes: 16 * 1024 * 1024,

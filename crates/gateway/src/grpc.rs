@@ -195,6 +195,7 @@ impl ChaukasClientService for GatewayService {
 }
 
 /// What bounds one gRPC server.
+#[derive(Clone, Copy)]
 pub(crate) struct GrpcLimits {
     pub(crate) max_request_bytes: usize,
     pub(crate) request_timeout: Duration,
@@ -220,9 +221,13 @@ pub(crate) async fn serve(
                 .max_decoding_message_size(limits.max_request_bytes),
         )
         .add_service(
-            ChaukasClientServiceServer::new(service)
+            ChaukasClientServiceServer::new(service.clone())
                 .max_decoding_message_size(limits.max_request_bytes),
         )
+        .add_service(crate::otlp::grpc::TraceServiceServer::new(
+            service,
+            limits.max_request_bytes,
+        ))
         .serve_with_incoming_shutdown(cap.incoming(listener), shutdown)
         .await?;
     Ok(())

@@ -60,6 +60,7 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/events/batch", post(ingest_batch))
         .route("/v1/query", post(query))
         .route("/v1/stats", post(stats))
+        .route("/v1/traces", post(crate::otlp::http::export))
         .route("/v1/capabilities", get(capabilities))
         .route("/v1/log/key", get(log_key))
         .route("/v1/log/{tenant}/{*resource}", get(log_resource))
@@ -83,8 +84,8 @@ async fn on_budget(State(state): State<HttpState>, request: Request, next: Next)
 /// A refusal: status and a JSON body `{"error": "..."}` saying what to fix.
 #[derive(Debug)]
 pub(crate) struct HttpError {
-    kind: ErrorKind,
-    message: String,
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
 }
 
 impl HttpError {

@@ -55,6 +55,12 @@ pub enum IngestError {
     /// A valid key that may not do this (scope, or another tenant's or project's events).
     #[error("{0}")]
     PermissionDenied(String),
+    /// The request is larger than any single request may be; smaller ones will do.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The gateway's memory budget for requests is spent right now; retry shortly.
+    #[error(transparent)]
+    BudgetSpent(#[from] crate::admission::BudgetSpent),
     /// JetStream did not take the events: unreachable, too slow, or its stream is full.
     #[error("event bus unavailable: {reason}; nothing was accepted, retry in {}s", RETRY_AFTER.as_secs())]
     Unavailable {
@@ -69,7 +75,10 @@ impl ServiceError for IngestError {
             Self::InvalidRequest(_) | Self::InvalidEvent(_) => ErrorKind::BadRequest,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::Forbidden,
-            Self::Overloaded { .. } | Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::TooLarge(_) => ErrorKind::TooLarge,
+            Self::Overloaded { .. } | Self::Unavailable { .. } | Self::BudgetSpent(_) => {
+                ErrorKind::Unavailable
+            }
         }
     }
 }
@@ -219,14 +228,8 @@ impl Ingestor {
             .observe(events.len() as f64);
         let mut outcome = BatchOutcome::default();
         let mut valid = Vec::with_capacity(events.len());
-        let max_event_bytes = self.publisher.settings.max_event_bytes;
         for mut event in events {
-            let admitted = access
-                .admit(&mut event)
-                .and_then(|()| validate(&event, max_event_bytes))
-                .map_err(Refused::Event)
-                .and_then(|()| self.redaction.apply(&mut event, max_event_bytes));
-            match admitted {
+            match self.admit(access, &mut event) {
                 Ok(()) => valid.push(event),
                 Err(Refused::Event(rejection)) => {
                     self.publisher.metrics.rejected(rejection.reason(), 1);
@@ -240,6 +243,69 @@ impl Ingestor {
         }
         outcome.accepted = valid.len();
         Ok(outcome)
+    }
+
+    /// OTLP spans mapped to events (`chaukas_otlp::Mapped`): each span's events are admitted
+    /// together and stored whole, or the span is refused whole with its reason, so a stored
+    /// trace never holds half a span. An error means none was accepted.
+    pub async fn ingest_spans(
+        &self,
+        access: &Access,
+        mapped: chaukas_otlp::Mapped,
+    ) -> Result<chaukas_otlp::Mapped, IngestError> {
+        let chaukas_otlp::Mapped {
+            events,
+            span_sizes,
+            rejected_spans,
+            reasons,
+        } = mapped;
+        let mut refused = chaukas_otlp::Mapped {
+            rejected_spans,
+            reasons,
+            ..chaukas_otlp::Mapped::default()
+        };
+        let mut valid = Vec::with_capacity(events.len());
+        let mut events = events.into_iter();
+        for size in span_sizes {
+            let mut span: Vec<Event> = events.by_ref().take(size).collect();
+            let mut refusal = None;
+            for event in &mut span {
+                match self.admit(access, event) {
+                    Ok(()) => {}
+                    Err(Refused::Event(rejection)) => {
+                        refusal = Some((event.span_id.clone(), rejection));
+                        break;
+                    }
+                    Err(Refused::Request(error)) => return Err(error),
+                }
+            }
+            match refusal {
+                None => {
+                    refused.span_sizes.push(span.len());
+                    valid.extend(span);
+                }
+                Some((span_id, rejection)) => {
+                    self.publisher
+                        .metrics
+                        .rejected(rejection.reason(), span.len());
+                    refused.refuse(|| format!("span {span_id}: {rejection}"));
+                }
+            }
+        }
+        if !valid.is_empty() {
+            self.publisher.publish(&valid).await?;
+        }
+        Ok(refused)
+    }
+
+    /// One event through the key's confinement, validation and the tenant's redaction.
+    fn admit(&self, access: &Access, event: &mut Event) -> Result<(), Refused> {
+        let max_event_bytes = self.publisher.settings.max_event_bytes;
+        access
+            .admit(event)
+            .and_then(|()| validate(event, max_event_bytes))
+            .map_err(Refused::Event)?;
+        self.redaction.apply(event, max_event_bytes)
     }
 }
 

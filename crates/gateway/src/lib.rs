@@ -15,6 +15,7 @@ mod http_body;
 mod ingest;
 mod listener;
 mod metrics;
+mod otlp;
 mod redaction;
 mod service;
 pub mod validate;
@@ -73,6 +74,9 @@ pub enum GatewayError {
 pub struct BoundGateway {
     grpc: TcpListener,
     http: TcpListener,
+    /// OTLP's usual ports, serving the same as the two above.
+    otlp_grpc: Option<TcpListener>,
+    otlp_http: Option<TcpListener>,
     nats: async_nats::Client,
     ingestor: Arc<Ingestor>,
     query: service::QueryForwarder,
@@ -99,8 +103,17 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
             admission::BYTE_COST
         )));
     }
+    if config.gateway.max_otlp_decoded_bytes > config.gateway.max_body_budget_bytes {
+        return Err(GatewayError::InvalidSettings(format!(
+            "max_otlp_decoded_bytes ({}) must not exceed max_body_budget_bytes ({}), which \
+             pays for it",
+            config.gateway.max_otlp_decoded_bytes, config.gateway.max_body_budget_bytes
+        )));
+    }
     let grpc = health::bind(&config.gateway.grpc_listen).await?;
     let http = health::bind(&config.gateway.http_listen).await?;
+    let otlp_grpc = bind_if_set(&config.gateway.otlp_grpc_listen).await?;
+    let otlp_http = bind_if_set(&config.gateway.otlp_http_listen).await?;
     let nats = config.nats.connect().await?;
     config.nats.refuse_mismatch(&nats).await?;
     let mut registry = Registry::default();
@@ -132,6 +145,8 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
     Ok(BoundGateway {
         grpc,
         http,
+        otlp_grpc,
+        otlp_http,
         query,
         guard,
         redaction,
@@ -145,7 +160,25 @@ pub async fn bind(config: &GatewayConfig) -> Result<BoundGateway, GatewayError> 
     })
 }
 
+/// A listener, unless its address is empty (that port is not opened).
+async fn bind_if_set(address: &str) -> Result<Option<TcpListener>, BindError> {
+    if address.trim().is_empty() {
+        return Ok(None);
+    }
+    health::bind(address).await.map(Some)
+}
+
 impl BoundGateway {
+    /// Where OTLP/gRPC exporters connect by default, if that port is open.
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        self.otlp_grpc.as_ref().map(health::local_addr)
+    }
+
+    /// Where OTLP/HTTP exporters connect by default, if that port is open.
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        self.otlp_http.as_ref().map(health::local_addr)
+    }
+
     /// Where gRPC clients connect.
     pub fn grpc_addr(&self) -> SocketAddr {
         health::local_addr(&self.grpc)
@@ -160,7 +193,13 @@ impl BoundGateway {
     /// finish (each waits at most the publish timeout) before returning.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
         let stop = CancellationToken::new();
-        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "gateway listening");
+        tracing::info!(
+            grpc = %self.grpc_addr(),
+            http = %self.http_addr(),
+            otlp_grpc = ?self.otlp_grpc_addr(),
+            otlp_http = ?self.otlp_http_addr(),
+            "gateway listening"
+        );
         let streams_ready = Arc::new(AtomicBool::new(false));
         let setup = tokio::spawn(keep_setting_up(
             self.ingestor.clone(),
@@ -206,14 +245,18 @@ impl BoundGateway {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let flush = self.nats.clone();
-        let (grpc, http) = self.spawn_servers(ready, &stop);
-        tracing::debug!(%grpc_addr, %http_addr, "servers started");
+        let otlp_grpc = self.otlp_grpc_addr();
+        let otlp_http = self.otlp_http_addr();
+        let servers = self.spawn_servers(ready, &stop);
+        tracing::debug!(%grpc_addr, %http_addr, ?otlp_grpc, ?otlp_http, "servers started");
         shutdown.await;
         tracing::info!("gateway draining in-flight requests");
         stop.cancel();
-        let (grpc, http, _, _) = tokio::join!(grpc, http, setup, worm_watch);
-        grpc.expect("grpc server task panicked")?;
-        http.expect("http server task panicked")?;
+        let (servers, _, _) =
+            tokio::join!(futures_util::future::join_all(servers), setup, worm_watch);
+        for server in servers {
+            server.expect("server task panicked")?;
+        }
         // Every accepted request already waited for its ack; the flush only speeds up a
         // clean goodbye, so it must not hold the exit while NATS is away.
         match tokio::time::timeout(Duration::from_secs(2), flush.flush()).await {
@@ -227,12 +270,13 @@ impl BoundGateway {
 }
 
 impl BoundGateway {
-    /// Starts the gRPC and HTTP servers, sharing one connection cap and one body budget.
+    /// Starts the gRPC and HTTP servers (each also on its OTLP port, if open), sharing one
+    /// connection cap and one body budget.
     fn spawn_servers<Ready, ReadyFuture>(
         self,
         ready: Ready,
         stop: &CancellationToken,
-    ) -> (ServerTask, ServerTask)
+    ) -> Vec<ServerTask>
     where
         Ready: Fn() -> ReadyFuture + Clone + Send + Sync + 'static,
         ReadyFuture: Future<Output = Result<(), String>> + Send + 'static,
@@ -243,6 +287,9 @@ impl BoundGateway {
             query: self.query.clone(),
             guard: self.guard.clone(),
             worm: self.worm.clone(),
+            otlp: otlp::OtlpLimits {
+                max_decoded_bytes: settings.max_otlp_decoded_bytes,
+            },
         };
         let cap = listener::ConnectionCap::new(settings.max_connections, self.metrics.clone());
         let budget =
@@ -257,16 +304,18 @@ impl BoundGateway {
             request_timeout: Duration::from_millis(settings.request_timeout_ms),
             max_concurrent_streams: settings.max_concurrent_streams,
         };
-        let grpc = tokio::spawn(grpc::serve(
-            self.grpc,
-            service.clone(),
-            admission,
-            cap.clone(),
-            limits,
-            stop.clone().cancelled_owned(),
-        ));
+        let mut tasks = Vec::new();
+        for listener in std::iter::once(self.grpc).chain(self.otlp_grpc) {
+            tasks.push(tokio::spawn(grpc::serve(
+                listener,
+                service.clone(),
+                admission.clone(),
+                cap.clone(),
+                limits,
+                stop.clone().cancelled_owned(),
+            )));
+        }
         let body_timeout = Duration::from_millis(settings.body_timeout_ms);
-        let stop = stop.clone();
         let router = http::router(
             http::HttpState {
                 service,
@@ -284,18 +333,22 @@ impl BoundGateway {
             },
             health::routes(ready, self.registry.clone()),
         );
-        let http = tokio::spawn(async move {
-            listener::serve_http(
-                self.http,
-                router,
-                cap,
-                Duration::from_millis(settings.header_read_timeout_ms),
-                stop.clone().cancelled_owned(),
-            )
-            .await
-            .map_err(GatewayError::Http)
-        });
-        (grpc, http)
+        let header_timeout = Duration::from_millis(settings.header_read_timeout_ms);
+        for listener in std::iter::once(self.http).chain(self.otlp_http) {
+            let (router, cap, stop) = (router.clone(), cap.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                listener::serve_http(
+                    listener,
+                    router,
+                    cap,
+                    header_timeout,
+                    stop.cancelled_owned(),
+                )
+                .await
+                .map_err(GatewayError::Http)
+            }));
+        }
+        tasks
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct GatewayService {
     pub(crate) guard: Arc<Guard>,
     /// Whether write-once retention is enforced right now.
     pub(crate) worm: Arc<crate::worm::WormStatus>,
+    /// What one OTLP export may cost once decoded.
+    pub(crate) otlp: crate::otlp::OtlpLimits,
 }
 
 impl GatewayService {

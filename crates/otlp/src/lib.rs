@@ -11,6 +11,9 @@
 //! (OTLP's `partial_success`); the rest of its request is kept.
 
 pub mod content;
+pub mod cost;
+mod cost_json;
+mod decode;
 pub mod kind;
 mod metadata;
 pub mod values;
@@ -25,13 +28,26 @@ use prost_types::Timestamp;
 use crate::kind::classify;
 use crate::values::Attributes;
 
+pub use cost_json::of_json as cost_of_json;
+pub use decode::Encoding;
+/// The export request and response types, for the servers that take them.
+pub use opentelemetry_proto::tonic::collector::trace::v1 as collector;
+
 /// Resource attribute naming the project, for keys not bound to one.
 pub const PROJECT_ATTRIBUTE: &str = "chaukas.project.id";
+/// Resource attribute naming the tenant when no API key is sent (development mode only: a
+/// key's tenant always wins).
+pub const TENANT_ATTRIBUTE: &str = "chaukas.tenant.id";
+/// The tenant of spans sent without a key and without [`TENANT_ATTRIBUTE`].
+pub const DEFAULT_TENANT: &str = "default";
+/// Refusal reasons kept word for word; past these only the count grows, so a request of a
+/// million bad spans cannot make the answer (or the memory behind it) grow with it.
+pub const MAX_REASONS: usize = 20;
 
 /// Where the spans of a request belong, from the API key that sent them.
 pub struct Origin<'a> {
-    /// The key's tenant.
-    pub tenant: &'a str,
+    /// The key's tenant; `None` without a key (development mode), when the resource names it.
+    pub tenant: Option<&'a str>,
     /// The key's project, if it is bound to one.
     pub project: Option<&'a str>,
 }
@@ -41,10 +57,23 @@ pub struct Origin<'a> {
 pub struct Mapped {
     /// Events of the mapped spans, in request order.
     pub events: Vec<Event>,
+    /// How many consecutive events of `events` each mapped span has, in order: a span is
+    /// stored whole or refused whole.
+    pub span_sizes: Vec<usize>,
     /// How many spans were refused.
     pub rejected_spans: u64,
-    /// Why, one line per refused span (span id and reason).
+    /// Why, one line per refused span (span id and reason), the first [`MAX_REASONS`].
     pub reasons: Vec<String>,
+}
+
+impl Mapped {
+    /// Counts a refused span, keeping its reason if there is room.
+    pub fn refuse(&mut self, reason: impl FnOnce() -> String) {
+        self.rejected_spans += 1;
+        if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(reason());
+        }
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -68,7 +97,15 @@ pub fn map_export(request: &ExportTraceServiceRequest, origin: &Origin<'_>) -> M
             .resource
             .as_ref()
             .unwrap_or(&default_resource);
-        let named = Attributes(&resource.attributes).text(&[PROJECT_ATTRIBUTE]);
+        let resource_attributes = Attributes(&resource.attributes);
+        let named = resource_attributes.text(&[PROJECT_ATTRIBUTE]);
+        let tenant = match origin.tenant {
+            Some(tenant) => tenant.to_owned(),
+            None => resource_attributes
+                .text(&[TENANT_ATTRIBUTE])
+                .filter(|tenant| !tenant.is_empty())
+                .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+        };
         let project = match (origin.project, named.as_deref()) {
             (Some(bound), Some(named)) if bound != named => Err(format!(
                 "resource attribute {PROJECT_ATTRIBUTE} is {named:?}, but the API key is bound \
@@ -81,7 +118,7 @@ pub fn map_export(request: &ExportTraceServiceRequest, origin: &Origin<'_>) -> M
             let scope = scope_spans.scope.as_ref().unwrap_or(&default_scope);
             for span in &scope_spans.spans {
                 let place = Place {
-                    tenant: origin.tenant,
+                    tenant: &tenant,
                     project: project.as_deref().unwrap_or_default(),
                     resource,
                     resource_schema: &resource_spans.schema_url,
@@ -93,12 +130,12 @@ pub fn map_export(request: &ExportTraceServiceRequest, origin: &Origin<'_>) -> M
                     Err(reason) => Err(reason.clone()),
                 };
                 match events {
-                    Ok(events) => mapped.events.extend(events),
+                    Ok(events) => {
+                        mapped.span_sizes.push(events.len());
+                        mapped.events.extend(events);
+                    }
                     Err(reason) => {
-                        mapped.rejected_spans += 1;
-                        mapped
-                            .reasons
-                            .push(format!("span {}: {reason}", hex(&span.span_id)));
+                        mapped.refuse(|| format!("span {}: {reason}", hex(&span.span_id)));
                     }
                 }
             }

@@ -10,7 +10,7 @@ use prost_types::value::Kind;
 
 use super::*;
 
-fn string(key: &str, value: &str) -> KeyValue {
+pub(crate) fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -20,7 +20,7 @@ fn string(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn int(key: &str, value: i64) -> KeyValue {
+pub(crate) fn int(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -30,7 +30,7 @@ fn int(key: &str, value: i64) -> KeyValue {
     }
 }
 
-fn span_with(id: u8, attributes: Vec<KeyValue>) -> Span {
+pub(crate) fn span_with(id: u8, attributes: Vec<KeyValue>) -> Span {
     Span {
         trace_id: vec![0xab; 16],
         span_id: vec![id; 8],
@@ -44,7 +44,7 @@ fn span_with(id: u8, attributes: Vec<KeyValue>) -> Span {
     }
 }
 
-fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
@@ -61,7 +61,7 @@ fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceReque
 }
 
 const ORIGIN: Origin<'static> = Origin {
-    tenant: "acme",
+    tenant: Some("acme"),
     project: None,
 };
 
@@ -281,7 +281,7 @@ fn the_project_comes_from_the_key_or_the_resource_and_they_must_agree() {
     );
     assert_eq!(mapped.events[0].project_id, "web");
     let bound = Origin {
-        tenant: "acme",
+        tenant: Some("acme"),
         project: Some("api"),
     };
     let mapped = map_export(&request(resource, vec![span_with(1, vec![])]), &bound);

@@ -114,6 +114,8 @@ impl Services {
                 self.gateway_http.to_string(),
             )
             .env("CHAUKAS_GATEWAY__ALLOW_UNAUTHENTICATED", "true")
+            .env("CHAUKAS_GATEWAY__OTLP_GRPC_LISTEN", "127.0.0.1:0")
+            .env("CHAUKAS_GATEWAY__OTLP_HTTP_LISTEN", "127.0.0.1:0")
             .spawn()
             .expect("the chaukas binary starts");
         self.gateway = Some(child);

@@ -1,0 +1,222 @@
+//! OTLP ingestion end to end (docs/otlp.md): gRPC and HTTP (protobuf, JSON, gzip) on the
+//! gateway's own ports and on OTLP's, partial success, retries, and hostile requests refused
+//! before decoding. The real OpenTelemetry SDK's exporters are driven from
+//! `tests/interop/test_otlp.py`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chaukas_proto::common::v1::{EventStatus, EventType};
+use chaukas_tests::{Pipeline, http_raw, http_request};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use prost::Message;
+use serde_json::Value;
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn span(trace: u8, id: u8, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        name: format!("span {id}"),
+        start_time_unix_nano: 1_764_000_000_000_000_000,
+        end_time_unix_nano: 1_764_000_000_250_000_000,
+        attributes,
+        ..Span::default()
+    }
+}
+
+fn export(tenant: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("service.name", "agent"),
+                    text("chaukas.tenant.id", tenant),
+                ],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// A chat span and a failed tool call under it.
+fn agent_run(tenant: &str, trace: u8) -> ExportTraceServiceRequest {
+    let chat = span(
+        trace,
+        1,
+        vec![
+            text("gen_ai.operation.name", "chat"),
+            text("gen_ai.request.model", "gpt-test"),
+            text("gen_ai.conversation.id", "conversation-1"),
+        ],
+    );
+    let mut tool = span(
+        trace,
+        2,
+        vec![
+            text("gen_ai.operation.name", "execute_tool"),
+            text("gen_ai.tool.name", "search"),
+        ],
+    );
+    tool.parent_span_id = vec![1; 8];
+    tool.status = Some(Status {
+        code: status::StatusCode::Error as i32,
+        message: "search backend down".into(),
+    });
+    export(tenant, vec![chat, tool])
+}
+
+#[tokio::test]
+async fn grpc_export_is_stored_as_events_and_a_retry_stores_nothing_twice() {
+    let pipeline = Pipeline::start().await;
+    let channel = chaukas_tests::channel(pipeline.grpc).await;
+    let mut client = TraceServiceClient::new(channel);
+    let request = agent_run("t-grpc", 7);
+    let answer = client.export(request.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.partial_success, None, "every span was stored");
+    // The exporter did not see the answer and sends the same spans again.
+    client.export(request).await.unwrap();
+    // Chat: start and end; the failed tool call: start, end and an error.
+    pipeline
+        .assert_stored_once(5, Duration::from_secs(20))
+        .await;
+    let events = pipeline.stored_events().await;
+    let end = events
+        .iter()
+        .find(|event| event.r#type == EventType::ToolCallEnd as i32)
+        .expect("the tool call's end");
+    assert_eq!(end.status, EventStatus::Failed as i32);
+    assert_eq!(end.tenant_id, "t-grpc");
+    assert_eq!(end.parent_span_id, "0101010101010101");
+    let chat = events
+        .iter()
+        .find(|event| event.r#type == EventType::ModelInvocationStart as i32)
+        .expect("the chat's start");
+    assert_eq!(chat.session_id, "conversation-1");
+    pipeline.stop().await;
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn http_json_and_gzip_protobuf_store_the_good_spans_and_name_the_bad_one() {
+    let pipeline = Pipeline::start().await;
+    let mut request = agent_run("t-http", 9);
+    let mut bad = span(9, 3, vec![]);
+    bad.end_time_unix_nano = bad.start_time_unix_nano - 1;
+    request.resource_spans[0].scope_spans[0].spans.push(bad);
+    let json = serde_json::to_vec(&request).unwrap();
+    let response = http_request(
+        pipeline.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        &json,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let answer: Value = serde_json::from_str(&response.body).unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], "1", "{answer}");
+    let reason = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
+    assert!(
+        reason.contains("0303030303030303") && reason.contains("before"),
+        "names the span and why: {reason}"
+    );
+
+    let other = agent_run("t-http", 10).encode_to_vec();
+    let (status, headers, body) = http_raw(
+        pipeline.http,
+        "POST",
+        "/v1/traces",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(&other),
+    )
+    .await;
+    assert_eq!(status, 200, "{headers:?}");
+    assert!(body.is_empty(), "all stored: an empty response message");
+    pipeline
+        .assert_stored_once(10, Duration::from_secs(20))
+        .await;
+    pipeline.stop().await;
+}
+
+#[tokio::test]
+async fn bad_and_hostile_exports_are_refused_with_otlp_statuses() {
+    let pipeline = Pipeline::start().await;
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        let http = pipeline.http;
+        async move {
+            http_raw(
+                http,
+                "POST",
+                "/v1/traces",
+                &[("Content-Type", content_type)],
+                &body,
+            )
+            .await
+        }
+    };
+    // Not OTLP at all: 400 and a google.rpc.Status saying so, in the request's encoding.
+    let (status, _, body) = post("application/json", b"{\"resourceSpans\": 7}".to_vec()).await;
+    assert_eq!(status, 400);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["code"], 3, "INVALID_ARGUMENT: {answer}");
+    assert!(answer["message"].as_str().unwrap().contains("OTLP/JSON"));
+    let (status, _, _) = post("text/plain", b"hello".to_vec()).await;
+    assert_eq!(status, 415);
+
+    // Eight million empty spans in 16 MiB: refused from the bytes, before decoding.
+    let mut spans = Vec::with_capacity(16 << 20);
+    for _ in 0..(8 << 20) - 16 {
+        spans.extend_from_slice(&[0x12, 0x00]);
+    }
+    let flood = nest(0x0a, &nest(0x12, &spans));
+    let (status, _, body) = post("application/x-protobuf", flood).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = post(
+        "application/x-protobuf",
+        nest(0x0a, &nest(0x12, &spans[..2000])),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(
+            &body[..],
+        )
+        .unwrap();
+    assert_eq!(answer.partial_success.unwrap().rejected_spans, 1000);
+    pipeline.stop().await;
+}
+
+/// `bytes` as length-delimited field 1 (`tag` 0x0a) or 2 (0x12).
+fn nest(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+    out.extend_from_slice(bytes);
+    out
+}
