@@ -6,6 +6,7 @@ mod args;
 mod baselines;
 mod checkpoint;
 mod ingest;
+mod otlp;
 mod privacy;
 mod procs;
 mod query;

@@ -62,7 +62,7 @@ impl Side {
 const ROUNDS: u64 = 4;
 
 /// The middle value (the mean of the two middle ones for an even count); 0 for none.
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {

@@ -17,7 +17,7 @@ use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::stats::Samples;
 use crate::workload::Client;
-use crate::{baselines, privacy, query};
+use crate::{baselines, otlp, privacy, query};
 
 struct Plan {
     baseline_events: usize,
@@ -189,7 +189,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         password: args.clickhouse_password.clone(),
     };
     let target = Target {
-        grpc: ChaukasServerServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024),
+        grpc: ChaukasServerServiceClient::new(channel.clone())
+            .max_decoding_message_size(256 * 1024 * 1024),
         http: args.http.parse().context("--http is host:port")?,
         clickhouse: clickhouse_config.client()?,
         run: run.clone(),
@@ -311,6 +312,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         settle,
     };
     let privacy = privacy::compare(&target, &watched, &nats, &privacy_plan).await?;
+    let otlp_plan = otlp::Plan {
+        events_per_run: plan.auth_events,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        settle,
+    };
+    let otlp = otlp::compare(&target, channel, &watched, &otlp_plan).await?;
     target.settle(settle).await?;
     let http = ingest::closed_loop(
         &target,
@@ -604,6 +612,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                      "with": {"acked_eps": round(keyed_acked), "stored_eps": round(keyed_stored)},
                      "check_ns_per_request": round(check_ns)},
         "privacy": privacy,
+        "otlp": otlp,
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
         "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
                       "errors": open.errors, "ack": open.ack.summary(),

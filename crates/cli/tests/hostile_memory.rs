@@ -1,12 +1,15 @@
 //! The memory a hostile request can make a real gateway process hold (issue #12, defect 2):
 //! 2 MB and 16 MB batches of empty events on the wire (`1a 00` each), with no key and with a
-//! garbage key, once raised the gateway's peak RSS from 13 MiB to 1.1 GiB and ~9 GiB.
+//! garbage key, once raised the gateway's peak RSS from 13 MiB to 1.1 GiB and ~9 GiB. OTLP
+//! exports of empty spans (`12 00` each) are tried the same way.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chaukas_tests::Pipeline;
-use chaukas_tests::raw_grpc::{self, INGEST_BATCH, empty_events_batch};
+use chaukas_tests::raw_grpc::{
+    self, INGEST_BATCH, OTLP_EXPORT, empty_events_batch, empty_spans_export,
+};
 use tonic::Code;
 
 /// Peak RSS the attacks may leave the gateway at: its idle size (tens of MiB) plus what the
@@ -62,6 +65,30 @@ async fn empty_event_floods_do_not_grow_the_gateway() {
             "{events} events, key {key:?}: {answer:?}"
         );
     }
+    // The same over OTLP: empty spans are weighed from the bytes, before decoding. (This
+    // gateway lets keyless requests in, as a laptop's does.)
+    for (spans, key, expected) in [
+        (8_000_000, None, Code::ResourceExhausted),
+        (8_000_000, Some("chk_garbage"), Code::Unauthenticated),
+        (1_000_000, None, Code::ResourceExhausted),
+    ] {
+        let answer = raw_grpc::call(address, OTLP_EXPORT, empty_spans_export(spans), key)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            answer.code(),
+            expected,
+            "{spans} spans, key {key:?}: {answer:?}"
+        );
+    }
+    // Under the limit: decoded, every span refused by the mapping, the answer says so.
+    let answer = raw_grpc::call(address, OTLP_EXPORT, empty_spans_export(10_000), None)
+        .await
+        .unwrap();
+    assert!(
+        !answer.is_empty(),
+        "a partial_success names the 10000 refused spans"
+    );
     let after = peak_rss_kib(&gateway);
     gateway.kill().unwrap();
     gateway.wait().unwrap();

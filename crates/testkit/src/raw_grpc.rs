@@ -98,3 +98,21 @@ pub fn empty_events_batch(count: usize) -> Vec<u8> {
     wire.extend(inner);
     wire
 }
+
+/// The method path of OTLP's trace export.
+pub const OTLP_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// An `ExportTraceServiceRequest` of `count` empty spans in one scope (`12 00` each): two
+/// bytes that decode into a whole Span struct and, once mapped, into events.
+pub fn empty_spans_export(count: usize) -> Vec<u8> {
+    let spans: Vec<u8> = std::iter::repeat_n([0x12_u8, 0x00], count)
+        .flatten()
+        .collect();
+    let mut resource_spans = vec![0x12];
+    prost::encoding::encode_varint(spans.len() as u64, &mut resource_spans);
+    resource_spans.extend(spans);
+    let mut wire = vec![0x0a];
+    prost::encoding::encode_varint(resource_spans.len() as u64, &mut wire);
+    wire.extend(resource_spans);
+    wire
+}

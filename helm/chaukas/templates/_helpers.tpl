@@ -49,6 +49,8 @@ app.kubernetes.io/component: {{ .role }}
   "gateway" (dict
     "grpc_listen" (printf "0.0.0.0:%v" .Values.gateway.grpcPort)
     "http_listen" (printf "0.0.0.0:%v" .Values.gateway.httpPort)
+    "otlp_grpc_listen" ""
+    "otlp_http_listen" ""
     "query_endpoint" (printf "http://%s-query:%v" (include "chaukas.fullname" .) .Values.query.grpcPort))
   "writer" (dict "http_listen" (printf "0.0.0.0:%v" .Values.writer.httpPort) "scratch_database" .Values.clickhouse.scratch.database)
   "log" (dict "name" .Values.log.name)
