@@ -23,7 +23,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, Status, StatusCode
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
+from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from test_published_clients import GRPC, api_key, bearer, wait_until_known
 
@@ -63,6 +65,19 @@ class JsonExporter(SpanExporter):
 
     def shutdown(self):
         pass
+
+
+def from_otlp_json(node):
+    """OTLP/JSON's hex ids back into protobuf JSON's base64, for protobuf's JSON reader."""
+    if isinstance(node, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(value)).decode()
+            if key in ("traceId", "spanId", "parentSpanId") else from_otlp_json(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [from_otlp_json(item) for item in node]
+    return node
 
 
 def exporter(kind: str, key: str) -> SpanExporter:
@@ -254,6 +269,27 @@ def test_an_exporter_retry_stores_nothing_twice(kind):
     events = query(key, tenant_id=tenant)
     assert len(events) == AGENT_RUN_EVENTS
     assert len({e.event_id for e in events}) == AGENT_RUN_EVENTS
+
+
+def test_a_stored_span_rebuilds_the_exported_one_exactly():
+    """Nothing lost: each end event's metadata.otlp, read back through QueryEvents, is the span
+    the SDK exported (and its resource), field for field, in OTLP/JSON."""
+    tenant, key = new_tenant("otlp-rebuild")
+    spans = recorded_spans("rebuild")
+    assert exporter("grpc", key).export(spans) == SpanExportResult.SUCCESS
+    sent = {
+        span.span_id.hex(): (span, resource_spans.resource)
+        for resource_spans in encode_spans(spans).resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    }
+    ends = [e for e in wait_for(key, AGENT_RUN_EVENTS, tenant_id=tenant) if e.event_id.endswith("-end")]
+    assert sorted(e.span_id for e in ends) == sorted(sent)
+    for end in ends:
+        otlp = from_otlp_json(MessageToDict(end.metadata)["otlp"])
+        original, resource = sent[end.span_id]
+        assert ParseDict(otlp, trace_pb2.Span(), ignore_unknown_fields=True) == original
+        assert ParseDict(otlp["resource"], resource_pb2.Resource(), ignore_unknown_fields=True) == resource
 
 
 def with_one_bad_span(session: str) -> list:

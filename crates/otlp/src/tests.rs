@@ -1,7 +1,9 @@
 use chaukas_proto::common::v1::event::Content;
 use chaukas_proto::common::v1::{Event, EventStatus, EventType};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, KeyValue, KeyValueList, any_value,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status::StatusCode,
@@ -291,75 +293,94 @@ fn the_project_comes_from_the_key_or_the_resource_and_they_must_agree() {
     assert_eq!(mapped.events[0].project_id, "api");
 }
 
+/// A stored `google.protobuf.Value` as the JSON any reader of the event would see.
+fn as_json(value: &prost_types::Value) -> serde_json::Value {
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(flag)) => (*flag).into(),
+        // JSON readers see "3" for 3.0: integral numbers come back as integers.
+        #[allow(clippy::cast_possible_truncation, reason = "only integral values")]
+        Some(Kind::NumberValue(number)) if number.fract() == 0.0 && number.abs() < 9e15 => {
+            (*number as i64).into()
+        }
+        Some(Kind::NumberValue(number)) => (*number).into(),
+        Some(Kind::StringValue(text)) => text.clone().into(),
+        Some(Kind::ListValue(list)) => list.values.iter().map(as_json).collect(),
+        Some(Kind::StructValue(object)) => object
+            .fields
+            .iter()
+            .map(|(key, value)| (key.clone(), as_json(value)))
+            .collect(),
+    }
+}
+
 #[test]
-fn the_end_event_keeps_everything_to_rebuild_the_span() {
-    let mut span = span_with(9, vec![string("custom.key", "v"), int("custom.count", 3)]);
+fn the_end_event_rebuilds_the_span_exactly() {
+    let typed = |key: &str, value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let mut span = span_with(
+        9,
+        vec![
+            string("custom.key", "v"),
+            int("custom.count", i64::MAX),
+            typed("ratio", any_value::Value::DoubleValue(3.0)),
+            typed("flag", any_value::Value::BoolValue(true)),
+            typed("raw", any_value::Value::BytesValue(vec![0, 255, 7])),
+            typed(
+                "list",
+                any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(any_value::Value::IntValue(-1)),
+                    }],
+                }),
+            ),
+        ],
+    );
     span.trace_state = "vendor=x".into();
+    span.flags = 0x301;
+    span.dropped_attributes_count = 2;
+    span.status = Some(Status {
+        code: StatusCode::Ok as i32,
+        message: String::new(),
+    });
     span.events.push(span::Event {
         name: "checkpoint".into(),
         time_unix_nano: 1_764_000_000_100_000_000,
         attributes: vec![string("step", "one")],
-        ..span::Event::default()
+        dropped_attributes_count: 1,
     });
     span.links.push(span::Link {
         trace_id: vec![0xcd; 16],
         span_id: vec![0xef; 8],
         attributes: vec![string("why", "retry of")],
+        flags: 1,
         ..span::Link::default()
     });
     let nested = KeyValue {
         key: "nested".into(),
         value: Some(AnyValue {
             value: Some(any_value::Value::KvlistValue(KeyValueList {
-                values: vec![string("inner", "deep")],
+                values: vec![string("inner", "deep"), string("inner", "twice")],
             })),
         }),
         ..KeyValue::default()
     };
-    let resource = vec![string("service.name", "agent"), nested];
-    let mapped = map_export(&request(resource, vec![span]), &ORIGIN);
+    let exported = request(vec![string("service.name", "agent"), nested], vec![span]);
+    let mapped = map_export(&exported, &ORIGIN);
     let end = &mapped.events[1];
-    let Some(Kind::StructValue(attributes)) = &otlp_field(end, "attributes").kind else {
-        panic!("attributes")
-    };
+    let otlp = as_json(&end.metadata.as_ref().unwrap().fields["otlp"]);
+    // Any OTLP/JSON reader (here opentelemetry-proto's) reads back the span and resource.
+    let rebuilt: Span = serde_json::from_value(otlp.clone()).unwrap();
+    assert_eq!(rebuilt, exported.resource_spans[0].scope_spans[0].spans[0]);
+    let resource: Resource = serde_json::from_value(otlp["resource"].clone()).unwrap();
+    assert_eq!(Some(resource), exported.resource_spans[0].resource);
+    assert_eq!(otlp["mappedAs"], "other");
     assert_eq!(
-        attributes.fields["custom.key"].kind,
-        Some(Kind::StringValue("v".into()))
-    );
-    assert_eq!(
-        attributes.fields["custom.count"].kind,
-        Some(Kind::NumberValue(3.0))
-    );
-    assert_eq!(
-        otlp_field(end, "trace_state").kind,
-        Some(Kind::StringValue("vendor=x".into()))
-    );
-    assert_eq!(
-        otlp_field(end, "start_time_unix_nano").kind,
-        Some(Kind::StringValue("1764000000000000000".into()))
-    );
-    let Some(Kind::ListValue(links)) = &otlp_field(end, "links").kind else {
-        panic!("links")
-    };
-    let Some(Kind::StructValue(link)) = &links.values[0].kind else {
-        panic!("a link")
-    };
-    assert_eq!(
-        link.fields["trace_id"].kind,
-        Some(Kind::StringValue("cd".repeat(16)))
-    );
-    let Some(Kind::ListValue(events)) = &otlp_field(end, "events").kind else {
-        panic!("events")
-    };
-    assert_eq!(events.values.len(), 1);
-    let Some(Kind::StructValue(resource)) = &otlp_field(end, "resource").kind else {
-        panic!("resource")
-    };
-    let Some(Kind::StructValue(resource_attributes)) = &resource.fields["attributes"].kind else {
-        panic!("resource attributes")
-    };
-    assert!(
-        matches!(&resource_attributes.fields["nested"].kind, Some(Kind::StructValue(inner)) if inner.fields.contains_key("inner"))
+        otlp_field(&mapped.events[0], "name").kind,
+        Some(Kind::StringValue("span 9".into()))
     );
 }
 
