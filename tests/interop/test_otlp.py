@@ -15,7 +15,9 @@ import requests
 from chaukas.spec.common.v1 import events_pb2, query_pb2
 from chaukas.spec.server.v1 import server_pb2, server_pb2_grpc
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from grpc import Compression as GrpcCompression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.resources import Resource
@@ -82,10 +84,14 @@ def from_otlp_json(node):
 
 def exporter(kind: str, key: str) -> SpanExporter:
     headers = {"authorization": f"Bearer {key}"}
-    if kind == "grpc":
-        return GrpcExporter(endpoint=f"http://{OTLP_GRPC}", headers=headers, insecure=True)
-    if kind == "http/protobuf":
-        return HttpExporter(endpoint=f"{OTLP_HTTP}/v1/traces", headers=headers)
+    if kind.startswith("grpc"):
+        compression = GrpcCompression.Gzip if kind.endswith("gzip") else None
+        return GrpcExporter(endpoint=f"http://{OTLP_GRPC}", headers=headers, insecure=True,
+                            compression=compression)
+    if kind.startswith("http/protobuf"):
+        compression = {"gzip": HttpCompression.Gzip, "deflate": HttpCompression.Deflate}.get(
+            kind.rpartition("+")[2], HttpCompression.NoCompression)
+        return HttpExporter(endpoint=f"{OTLP_HTTP}/v1/traces", headers=headers, compression=compression)
     return JsonExporter(headers)
 
 
@@ -189,7 +195,8 @@ def by_span(events: list) -> dict:
 AGENT_RUN_EVENTS = 17
 
 
-@pytest.mark.parametrize("kind", ["grpc", "http/protobuf", "http/json"])
+@pytest.mark.parametrize("kind", ["grpc", "grpc+gzip", "http/protobuf", "http/protobuf+gzip",
+                                  "http/protobuf+deflate", "http/json"])
 def test_every_exporter_stores_the_mapping_table(kind):
     tenant, key = new_tenant("otlp")
     session = f"session-{uuid.uuid4().hex[:8]}"

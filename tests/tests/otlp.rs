@@ -220,3 +220,62 @@ fn nest(tag: u8, bytes: &[u8]) -> Vec<u8> {
     out.extend_from_slice(bytes);
     out
 }
+
+/// A span whose one attribute is `bytes` long.
+fn big_span(id: u8, bytes: usize) -> Span {
+    span(11, id, vec![text("blob", &"x".repeat(bytes))])
+}
+
+#[tokio::test]
+async fn a_spent_budget_is_unavailable_with_retry_hints_in_both_transports() {
+    // A small gateway: one export of 600 KB pays ~1.8 MB for its body and ~3 MB for what it
+    // would decode to, more than the 3 MiB budget holds.
+    let pipeline = Pipeline::start_with(|gateway, _| {
+        gateway.gateway.max_request_bytes = 1 << 20;
+        gateway.gateway.max_body_budget_bytes = 3 << 20;
+        gateway.gateway.max_otlp_decoded_bytes = 3 << 20;
+    })
+    .await;
+    let request = export(
+        "t-budget",
+        (1..=6).map(|id| big_span(id, 100_000)).collect(),
+    );
+    let (status, headers, body) = http_raw(
+        pipeline.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        headers.iter().any(|(name, _)| name == "retry-after"),
+        "{headers:?}"
+    );
+    let channel = chaukas_tests::channel(pipeline.grpc).await;
+    let error = TraceServiceClient::new(channel)
+        .export(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error:?}");
+    assert!(
+        error
+            .metadata()
+            .get_bin("google.rpc.retryinfo-bin")
+            .is_some(),
+        "OTLP exporters read their retry delay here: {error:?}"
+    );
+    // A smaller export fits and is stored.
+    let small = export("t-budget", vec![big_span(9, 1_000)]);
+    let (status, _, _) = http_raw(
+        pipeline.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/x-protobuf")],
+        &small.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    pipeline.stop().await;
+}

@@ -6,7 +6,7 @@
 //! * `GET /v1/capabilities`: the OpenAPI document's `Capabilities` as JSON.
 //!
 //! Bodies are binary protobuf (`application/x-protobuf`, `application/protobuf` or
-//! `application/octet-stream`), optionally gzip-compressed (`Content-Encoding: gzip`).
+//! `application/octet-stream`), optionally compressed (`Content-Encoding: gzip` or `deflate`).
 //! Answers: 202 with a JSON summary; 400 naming what is malformed or invalid; 413 past the
 //! size limit; 415 for other content types; 503 with `Retry-After` when nothing could be
 //! accepted (its body says "high memory usage" when the gateway sheds load, which is what

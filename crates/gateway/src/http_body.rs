@@ -9,8 +9,8 @@
 //!   a never-ending or trickling body cannot hold a connection and its buffer forever.
 //! * **Memory**: the request's frames are paid for from the gateway's body budget
 //!   (`admission`), and a gzip body's decompressed bytes too; a spent budget is 503 + retry.
-//! * **gzip**: every member of a multi-member stream is read; the decompressed size is
-//!   bounded by the same limit.
+//! * **gzip and deflate** (zlib): every member of a multi-member gzip stream is read; the
+//!   decompressed size is bounded by the same limit.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -74,13 +74,26 @@ pub(crate) async fn read_body(
         })??;
     match encoding {
         Encoding::Identity => Ok(raw),
-        Encoding::Gzip => gunzip(&raw, limits.max_bytes, reservation),
+        Encoding::Gzip => inflate(
+            flate2::read::MultiGzDecoder::new(&raw[..]),
+            "gzip",
+            limits.max_bytes,
+            reservation,
+        ),
+        // HTTP's "deflate" is the zlib format (RFC 9110 8.4.1.2), what OTLP exporters send.
+        Encoding::Deflate => inflate(
+            flate2::read::ZlibDecoder::new(&raw[..]),
+            "deflate",
+            limits.max_bytes,
+            reservation,
+        ),
     }
 }
 
 enum Encoding {
     Identity,
     Gzip,
+    Deflate,
 }
 
 fn content_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
@@ -93,9 +106,10 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, HttpError> {
     match encoding.as_str() {
         "identity" | "" => Ok(Encoding::Identity),
         "gzip" => Ok(Encoding::Gzip),
+        "deflate" => Ok(Encoding::Deflate),
         other => Err(HttpError::new(
             ErrorKind::UnsupportedMediaType,
-            format!("Content-Encoding {other:?} is not supported: use gzip or none"),
+            format!("Content-Encoding {other:?} is not supported: use gzip, deflate or none"),
         )),
     }
 }
@@ -143,19 +157,21 @@ fn body_error(error: axum::Error) -> HttpError {
     )
 }
 
-fn gunzip(
-    raw: &[u8],
+/// Decompresses `decoder`'s stream (`name`: its Content-Encoding) up to `limit` bytes.
+fn inflate(
+    decoder: impl Read,
+    name: &str,
     limit: usize,
     reservation: Option<&Arc<Reservation>>,
 ) -> Result<Bytes, HttpError> {
     let mut decoded = Vec::new();
-    let read = flate2::read::MultiGzDecoder::new(raw)
+    let read = decoder
         .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
         .read_to_end(&mut decoded)
         .map_err(|error| {
             HttpError::new(
                 ErrorKind::BadRequest,
-                format!("body is not valid gzip: {error}"),
+                format!("body is not valid {name}: {error}"),
             )
         })?;
     if read > limit {
