@@ -204,13 +204,17 @@ fn int(key: &str, value: u64) -> KeyValue {
     }
 }
 
+/// The first span id of a client: random middle bits, the client number in the top 16 (so
+/// never zero, and apart from every other client's), the low 16 for its spans' sequence.
+fn id_base(seed: u64, client: u64) -> u64 {
+    (seed & 0x0000_ffff_ffff_0000) | (client << 48)
+}
+
 impl SpanSource {
     fn new(target: &Target, client: u64) -> Self {
         let mut rng = Rng::new(client ^ 0x07_17_00);
-        // Ids unique across runs and clients: a run-wide random base, the client in the top.
-        let id_base = (rng.next_u64() ^ target.run.len() as u64 ^ std::process::id() as u64)
-            & 0x0000_ffff_ffff_0000
-            | (client << 48);
+        let seed = rng.next_u64() ^ target.run.len() as u64 ^ u64::from(std::process::id());
+        let id_base = id_base(seed, client);
         Self {
             tenant: tenant_of(&target.run, client, target.tenants),
             session: format!("{}-otlp-c{client}", target.run),
@@ -242,8 +246,9 @@ impl SpanSource {
 
     fn span(&mut self) -> Span {
         self.sequence += 1;
-        let id = self.id_base.wrapping_add(self.sequence) | 1;
-        let trace = self.id_base.wrapping_add(self.sequence / 10) | 1;
+        // Never zero: the client number fills the top bits of the base.
+        let id = self.id_base.wrapping_add(self.sequence);
+        let trace = self.id_base.wrapping_add(self.sequence / 10);
         let start = 1_764_000_000_000_000_000 + self.sequence * 1_000_000;
         let mut attributes = vec![text("gen_ai.conversation.id", self.session.clone())];
         if self.sequence.is_multiple_of(2) {
@@ -285,6 +290,40 @@ impl SpanSource {
             end_time_unix_nano: start + 250_000_000,
             attributes,
             ..Span::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every span of a run is stored: ids repeat neither within a client nor across clients
+    /// (a repeated span id is, rightly, stored once).
+    #[test]
+    fn span_ids_are_unique_and_never_zero() {
+        let target_ids = |client: u64| {
+            let mut source = SpanSource {
+                tenant: "t".into(),
+                session: "s".into(),
+                id_base: 0,
+                sequence: 0,
+                rng: Rng::new(client),
+            };
+            source.id_base = id_base(source.rng.next_u64(), client);
+            (0..5_000)
+                .map(|_| {
+                    let span = source.span();
+                    (span.trace_id, span.span_id)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for client in 9_000..9_004 {
+            for (trace, span) in target_ids(client) {
+                assert!(span.iter().any(|&b| b != 0) && trace.iter().any(|&b| b != 0));
+                assert!(seen.insert(span), "span ids repeat");
+            }
         }
     }
 }
