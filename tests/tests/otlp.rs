@@ -279,3 +279,63 @@ async fn a_spent_budget_is_unavailable_with_retry_hints_in_both_transports() {
     assert_eq!(status, 200);
     pipeline.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenants_privacy_policy_reaches_into_spans_by_attribute_name() {
+    let pipeline = Pipeline::start().await;
+    chaukas_tests::set_policy(
+        &pipeline.nats,
+        "t-private",
+        r#"{"retention": {"min_days": 1},
+            "redaction": {"rules": [
+              {"path": "/llm_invocation/request/messages/*/parts/*/content", "method": "mask", "category": "prompt"},
+              {"path": "/metadata/otlp/attributes/gen_ai.input.messages", "method": "drop"}]}}"#,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let chat = span(
+        12,
+        1,
+        vec![
+            text("gen_ai.operation.name", "chat"),
+            text(
+                "gen_ai.input.messages",
+                r#"[{"role":"user","parts":[{"type":"text","content":"my secret plan"}]}]"#,
+            ),
+        ],
+    );
+    let response = http_request(
+        pipeline.http,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "application/json")],
+        &serde_json::to_vec(&export("t-private", vec![chat])).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    pipeline
+        .assert_stored_once(2, Duration::from_secs(20))
+        .await;
+    for event in pipeline.stored_events().await {
+        let stored = format!("{event:?}");
+        assert!(
+            !stored.contains("secret plan"),
+            "plaintext stored: {stored}"
+        );
+        if event.event_id.ends_with("-start") {
+            assert!(stored.contains("[REDACTED:prompt]"), "{stored}");
+        } else {
+            let redaction = event
+                .redaction
+                .expect("the end event says what was removed");
+            assert!(
+                redaction
+                    .fields
+                    .iter()
+                    .any(|field| field.ends_with("/metadata/otlp/attributes/gen_ai.input.messages")),
+                "{redaction:?}"
+            );
+        }
+    }
+    pipeline.stop().await;
+}

@@ -327,3 +327,58 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod cost_tests {
+    use std::time::Instant;
+
+    use prost::Message;
+
+    use super::*;
+
+    /// Where an OTLP span's gateway time goes, step by step, on the phase's own spans
+    /// (`cargo test --release -p chaukas-bench otlp_steps -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a timing, not a check: run by hand"]
+    fn otlp_steps() {
+        let mut source = SpanSource {
+            tenant: "bench-t".into(),
+            session: "bench-s".into(),
+            id_base: id_base(7, 9_000),
+            sequence: 0,
+            rng: Rng::new(7),
+        };
+        let requests: Vec<Vec<u8>> = (0..400)
+            .map(|_| source.request(50).encode_to_vec())
+            .collect();
+        let spans = 400.0 * 50.0;
+        let origin = chaukas_otlp::Origin {
+            tenant: Some("bench-t"),
+            project: None,
+        };
+        let mut timings = [std::time::Duration::ZERO; 4];
+        for body in &requests {
+            let started = Instant::now();
+            let cost = chaukas_otlp::Encoding::Protobuf.cost(body).unwrap();
+            timings[0] += started.elapsed();
+            let started = Instant::now();
+            let request = chaukas_otlp::Encoding::Protobuf.decode(body).unwrap();
+            timings[1] += started.elapsed();
+            let started = Instant::now();
+            let mapped = chaukas_otlp::map_export(&request, &origin);
+            timings[2] += started.elapsed();
+            let started = Instant::now();
+            let bytes: usize = mapped.events.iter().map(|e| e.encode_to_vec().len()).sum();
+            timings[3] += started.elapsed();
+            std::hint::black_box((cost, bytes));
+        }
+        let per = |d: std::time::Duration| d.as_nanos() as f64 / spans;
+        println!(
+            "per span: cost walk {:.0} ns, decode {:.0} ns, map {:.0} ns, encode events {:.0} ns",
+            per(timings[0]),
+            per(timings[1]),
+            per(timings[2]),
+            per(timings[3])
+        );
+    }
+}

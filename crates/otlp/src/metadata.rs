@@ -1,10 +1,11 @@
 //! What the events keep of the span itself. The end event's `metadata.otlp` is the span in
-//! OTLP/JSON form, exactly: lowerCamelCase keys, ids in hex, 64-bit integers as decimal
-//! strings, attribute values typed as OTLP/JSON types them (`{"intValue": "3"}`,
-//! `{"doubleValue": 3}`, `{"bytesValue": "<base64>"}`, arrays and key-value lists as lists),
-//! attributes as key/value lists in the order sent. Any OTLP/JSON reader turns it back into
-//! the span the exporter sent, field for field; beside it, `resource`, `scope` and their
-//! schema URLs, and `mappedAs`, the kind the mapping chose. The start event's names the span.
+//! OTLP/JSON form: lowerCamelCase keys, ids in hex, 64-bit integers as decimal strings,
+//! attribute values typed as OTLP/JSON types them (`{"intValue": "3"}`, `{"doubleValue": 3}`,
+//! `{"bytesValue": "<base64>"}`, arrays and key-value lists as OTLP/JSON lists), with one
+//! difference: each attribute list is an object keyed by attribute name (see [`attributes`]).
+//! Turning those objects back into `[{"key", "value"}]` lists, any OTLP/JSON reader rebuilds
+//! the span the exporter sent; beside it, `resource`, `scope` and their schema URLs, and
+//! `mappedAs`, the kind the mapping chose. The start event's names the span.
 
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, KeyValue, any_value};
@@ -103,8 +104,24 @@ fn key_values(pairs: &[KeyValue], depth: usize) -> Value {
     )
 }
 
+/// Attributes keyed by name, as OTLP's data model has them (a map: order carries nothing,
+/// a repeated key keeps its last value, as the SDKs do), so a privacy rule can name one
+/// (`/metadata/otlp/attributes/gen_ai.input.messages`); each value typed as OTLP/JSON types it.
 fn attributes(pairs: &[KeyValue]) -> Value {
-    key_values(pairs, 0)
+    Value {
+        kind: Some(Kind::StructValue(Struct {
+            fields: pairs
+                .iter()
+                .map(|pair| {
+                    let value = pair
+                        .value
+                        .as_ref()
+                        .map_or_else(|| object(vec![]), |value| any_value(value, 0));
+                    (pair.key.clone(), value)
+                })
+                .collect(),
+        })),
+    }
 }
 
 fn strings(values: &[String]) -> Value {

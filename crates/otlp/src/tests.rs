@@ -314,6 +314,35 @@ fn as_json(value: &prost_types::Value) -> serde_json::Value {
     }
 }
 
+/// `metadata.otlp` as plain OTLP/JSON: each attributes object (keyed by name) back into the
+/// `[{"key", "value"}]` list OTLP/JSON has, in key order.
+fn attribute_lists(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(fields) => {
+            for (key, value) in fields.iter_mut() {
+                if key == "attributes"
+                    && let serde_json::Value::Object(named) = value
+                {
+                    *value = named
+                        .iter()
+                        .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+                        .collect();
+                } else {
+                    attribute_lists(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(attribute_lists),
+        _ => {}
+    }
+}
+
+/// `list` in key order: the order attributes are rebuilt in.
+fn by_key(mut list: Vec<KeyValue>) -> Vec<KeyValue> {
+    list.sort_by(|a, b| a.key.cmp(&b.key));
+    list
+}
+
 #[test]
 fn the_end_event_rebuilds_the_span_exactly() {
     let typed = |key: &str, value| KeyValue {
@@ -371,12 +400,28 @@ fn the_end_event_rebuilds_the_span_exactly() {
     let exported = request(vec![string("service.name", "agent"), nested], vec![span]);
     let mapped = map_export(&exported, &ORIGIN);
     let end = &mapped.events[1];
-    let otlp = as_json(&end.metadata.as_ref().unwrap().fields["otlp"]);
-    // Any OTLP/JSON reader (here opentelemetry-proto's) reads back the span and resource.
+    let mut otlp = as_json(&end.metadata.as_ref().unwrap().fields["otlp"]);
+    assert_eq!(
+        otlp["attributes"]["custom.count"]["intValue"], "9223372036854775807",
+        "attributes are keyed by name, values typed"
+    );
+    attribute_lists(&mut otlp);
+    // Any OTLP/JSON reader (here opentelemetry-proto's) reads back the span and resource;
+    // attributes come back in key order (they are a map in OTLP's data model).
     let rebuilt: Span = serde_json::from_value(otlp.clone()).unwrap();
-    assert_eq!(rebuilt, exported.resource_spans[0].scope_spans[0].spans[0]);
+    let mut sent = exported.resource_spans[0].scope_spans[0].spans[0].clone();
+    sent.attributes = by_key(sent.attributes);
+    for event in &mut sent.events {
+        event.attributes = by_key(std::mem::take(&mut event.attributes));
+    }
+    for link in &mut sent.links {
+        link.attributes = by_key(std::mem::take(&mut link.attributes));
+    }
+    assert_eq!(rebuilt, sent);
     let resource: Resource = serde_json::from_value(otlp["resource"].clone()).unwrap();
-    assert_eq!(Some(resource), exported.resource_spans[0].resource);
+    let mut sent_resource = exported.resource_spans[0].resource.clone().unwrap();
+    sent_resource.attributes = by_key(sent_resource.attributes);
+    assert_eq!(resource, sent_resource);
     assert_eq!(otlp["mappedAs"], "other");
     assert_eq!(
         otlp_field(&mapped.events[0], "name").kind,
