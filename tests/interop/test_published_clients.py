@@ -144,7 +144,15 @@ def test_sdk_over_http_round_trips_every_event_type():
     for event in events:
         assert stored[event.event_id] == event, f"{event.event_id} changed in transit"
 
-    stats = stub.GetEventStats(server_pb2.GetEventStatsRequest(tenant_id=tenant), metadata=bearer(key))
+    # The minute aggregates are ClickHouse materialized views: an insert's rows become
+    # visible in `events` a moment before the views have them (seen once in `make test`:
+    # sessions counted, types not yet). Stats converge within moments; wait for them.
+    deadline = time.time() + 10
+    while True:
+        stats = stub.GetEventStats(server_pb2.GetEventStatsRequest(tenant_id=tenant), metadata=bearer(key))
+        if stats.total_events == 19 or time.time() > deadline:
+            break
+        time.sleep(0.1)
     assert stats.total_events == 19
     assert len(stats.events_by_type) == 19
 
