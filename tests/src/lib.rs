@@ -356,6 +356,14 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
     }
 }
 
+/// `bytes` gzip-compressed, as a client's `Content-Encoding: gzip` body.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
 /// Stores `json` as `tenant`'s privacy policy, as `chaukas policy set` does; gateways
 /// apply it once their watch has it (within a second).
 pub async fn set_policy(nats: &NatsConfig, tenant: &str, json: &str) {

@@ -423,8 +423,8 @@ async fn smaller_defects_stay_fixed() {
     }
     .encode_to_vec();
     let (first, second) = body.split_at(body.len() / 2);
-    let mut gzipped = gzip(first);
-    gzipped.extend(gzip(second));
+    let mut gzipped = chaukas_tests::gzip(first);
+    gzipped.extend(chaukas_tests::gzip(second));
     let response = http_request(
         pipeline.http,
         "POST",
@@ -436,13 +436,6 @@ async fn smaller_defects_stay_fixed() {
     assert_eq!(response.status, 202, "{response:?}");
     assert_alive(&pipeline).await;
     pipeline.stop().await;
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// A body budget that could never admit a request of the largest allowed size is refused at

@@ -3,7 +3,6 @@
 //! before decoding. The real OpenTelemetry SDK's exporters are driven from
 //! `tests/interop/test_otlp.py`.
 
-use std::io::Write;
 use std::time::Duration;
 
 use chaukas_proto::common::v1::{EventStatus, EventType};
@@ -114,12 +113,6 @@ async fn grpc_export_is_stored_as_events_and_a_retry_stores_nothing_twice() {
     pipeline.stop().await;
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
 #[tokio::test]
 async fn http_json_and_gzip_protobuf_store_the_good_spans_and_name_the_bad_one() {
     let pipeline = Pipeline::start().await;
@@ -154,7 +147,7 @@ async fn http_json_and_gzip_protobuf_store_the_good_spans_and_name_the_bad_one()
             ("Content-Type", "application/x-protobuf"),
             ("Content-Encoding", "gzip"),
         ],
-        &gzip(&other),
+        &chaukas_tests::gzip(&other),
     )
     .await;
     assert_eq!(status, 200, "{headers:?}");

@@ -63,12 +63,7 @@ pub async fn compare(
 ) -> anyhow::Result<Value> {
     let (mut native, mut otlp) = (Side::default(), Side::default());
     for round in 0..ROUNDS {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for spans in order {
+        for spans in crate::privacy::abba(round) {
             target.settle(plan.settle).await?;
             let first_client = 9_000 + plan.concurrency * (2 * round + u64::from(spans));
             let mark = CpuMark::take(watched);

@@ -61,6 +61,16 @@ impl Side {
 /// the median of four shrugs off one run a merge or a takeover slowed down.
 const ROUNDS: u64 = 4;
 
+/// Which side runs first in round `round` (false: the baseline): ABBA, BAAB, ... so drift
+/// and table growth weigh on both sides alike.
+pub(crate) fn abba(round: u64) -> [bool; 2] {
+    if round.is_multiple_of(2) {
+        [false, true]
+    } else {
+        [true, false]
+    }
+}
+
 /// The middle value (the mean of the two middle ones for an even count); 0 for none.
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -103,12 +113,7 @@ pub async fn compare(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (mut without, mut with) = (Side::default(), Side::default());
     for round in 0..ROUNDS {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with_policy in order {
+        for with_policy in abba(round) {
             target.settle(plan.settle).await?;
             let side = if with_policy { &private } else { target };
             let first_client = 7_000 + plan.concurrency * (2 * round + u64::from(with_policy));

@@ -137,18 +137,22 @@ enum Format {
     Json,
 }
 
+/// The request's media type: `Content-Type` without parameters, lower case ("" if none).
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 impl Format {
     fn of(headers: &HeaderMap) -> Result<Self, HttpError> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match content_type.as_str() {
+        match media_type(headers).as_str() {
             "application/x-protobuf" | "application/protobuf" | "application/octet-stream" => {
                 Ok(Self::Protobuf)
             }

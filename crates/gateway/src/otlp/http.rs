@@ -57,16 +57,7 @@ pub(crate) async fn export(
 }
 
 fn encoding_of(headers: &HeaderMap) -> Result<Encoding, HttpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match content_type.as_str() {
+    match crate::http::media_type(headers).as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
         other => Err(HttpError::new(
