@@ -155,6 +155,13 @@ async fn http_json_and_gzip_protobuf_store_the_good_spans_and_name_the_bad_one()
     pipeline
         .assert_stored_once(10, Duration::from_secs(20))
         .await;
+    let (_, metrics) = chaukas_tests::http_get(pipeline.http, "/metrics").await;
+    for line in [
+        "chaukas_gateway_otlp_spans_total{outcome=\"stored\"} 4",
+        "chaukas_gateway_otlp_spans_total{outcome=\"refused\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     pipeline.stop().await;
 }
 

@@ -295,6 +295,13 @@ impl Ingestor {
         if !valid.is_empty() {
             self.publisher.publish(&valid).await?;
         }
+        let spans = &self.publisher.metrics.otlp_spans;
+        spans
+            .get_or_create(&[("outcome", "stored")])
+            .inc_by(refused.span_sizes.len() as u64);
+        spans
+            .get_or_create(&[("outcome", "refused")])
+            .inc_by(refused.rejected_spans);
         Ok(refused)
     }
 

@@ -29,6 +29,9 @@ pub struct GatewayMetrics {
     /// Requests ended because the client was too slow, by what it was doing (`reading_body`;
     /// slow headers are cut off inside hyper and not counted here).
     pub client_timeouts: Family<[(&'static str, &'static str); 1], Counter>,
+    /// OTLP spans by outcome: `stored` (JetStream has their events) or `refused` (named in
+    /// the export's `partial_success`).
+    pub otlp_spans: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl GatewayMetrics {
@@ -45,6 +48,7 @@ impl GatewayMetrics {
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
             client_timeouts: Family::default(),
+            otlp_spans: Family::default(),
         };
         let registry = registry.sub_registry_with_prefix("chaukas_gateway");
         registry.register(
@@ -96,6 +100,11 @@ impl GatewayMetrics {
             "client_timeouts",
             "Requests ended because the client was too slow, by what it was sending",
             metrics.client_timeouts.clone(),
+        );
+        registry.register(
+            "otlp_spans",
+            "OTLP spans, by outcome (stored, refused)",
+            metrics.otlp_spans.clone(),
         );
         metrics
     }
