@@ -97,13 +97,11 @@ impl HttpError {
     }
 }
 
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.kind.http_status(),
-            axum::Json(json!({ "error": self.message })),
-        )
-            .into_response();
+impl HttpError {
+    /// `body` as this error's answer: its status, and the headers the error table gives its
+    /// kind (`WWW-Authenticate` for 401, `Retry-After` where a retry helps).
+    pub(crate) fn answer(&self, body: impl IntoResponse) -> Response {
+        let mut response = (self.kind.http_status(), body).into_response();
         if self.kind == ErrorKind::Unauthenticated {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -116,6 +114,12 @@ impl IntoResponse for HttpError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
         }
         response
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        self.answer(axum::Json(json!({ "error": self.message })))
     }
 }
 

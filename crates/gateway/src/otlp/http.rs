@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chaukas_auth::Scope;
 use chaukas_common::errors::ErrorKind;
@@ -91,22 +91,5 @@ fn refusal(error: &HttpError, encoding: Encoding) -> Response {
             .to_string()
             .into_bytes(),
     };
-    let mut response = (
-        error.kind.http_status(),
-        [(header::CONTENT_TYPE, content_type(encoding))],
-        body,
-    )
-        .into_response();
-    if let Some(after) = error.kind.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
-    }
-    if error.kind == ErrorKind::Unauthenticated {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"chaukas\""),
-        );
-    }
-    response
+    error.answer(([(header::CONTENT_TYPE, content_type(encoding))], body))
 }
