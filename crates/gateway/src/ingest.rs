@@ -246,62 +246,51 @@ impl Ingestor {
     }
 
     /// OTLP spans mapped to events (`chaukas_otlp::Mapped`): each span's events are admitted
-    /// together and stored whole, or the span is refused whole with its reason, so a stored
-    /// trace never holds half a span. An error means none was accepted.
+    /// together, in place, and stored whole, or the span is refused whole with its reason, so
+    /// a stored trace never holds half a span. Returns the refusals (the mapping's and
+    /// admission's); an error means none was accepted.
     pub async fn ingest_spans(
         &self,
         access: &Access,
         mapped: chaukas_otlp::Mapped,
-    ) -> Result<chaukas_otlp::Mapped, IngestError> {
+    ) -> Result<chaukas_otlp::Refusals, IngestError> {
         let chaukas_otlp::Mapped {
-            events,
+            mut events,
             span_sizes,
-            rejected_spans,
-            reasons,
+            mut refused,
         } = mapped;
-        let mut refused = chaukas_otlp::Mapped {
-            rejected_spans,
-            reasons,
-            ..chaukas_otlp::Mapped::default()
-        };
-        let mut valid = Vec::with_capacity(events.len());
-        let mut events = events.into_iter();
+        let mut keep = vec![true; events.len()];
+        let mut start = 0;
+        let mut stored = 0;
         for size in span_sizes {
-            let mut span: Vec<Event> = events.by_ref().take(size).collect();
-            let mut refusal = None;
-            for event in &mut span {
+            let span = start..start + size;
+            start += size;
+            for event in &mut events[span.clone()] {
                 match self.admit(access, event) {
-                    Ok(()) => {}
+                    Ok(()) => continue,
                     Err(Refused::Event(rejection)) => {
-                        refusal = Some((event.span_id.clone(), rejection));
-                        break;
+                        self.publisher.metrics.rejected(rejection.reason(), size);
+                        refused.refuse(|| format!("span {}: {rejection}", event.span_id));
                     }
                     Err(Refused::Request(error)) => return Err(error),
                 }
+                keep[span.clone()].fill(false);
+                break;
             }
-            match refusal {
-                None => {
-                    refused.span_sizes.push(span.len());
-                    valid.extend(span);
-                }
-                Some((span_id, rejection)) => {
-                    self.publisher
-                        .metrics
-                        .rejected(rejection.reason(), span.len());
-                    refused.refuse(|| format!("span {span_id}: {rejection}"));
-                }
-            }
+            stored += usize::from(keep[span].iter().all(|&kept| kept));
         }
-        if !valid.is_empty() {
-            self.publisher.publish(&valid).await?;
+        let mut kept = keep.into_iter();
+        events.retain(|_| kept.next().unwrap_or(false));
+        if !events.is_empty() {
+            self.publisher.publish(&events).await?;
         }
         let spans = &self.publisher.metrics.otlp_spans;
         spans
             .get_or_create(&[("outcome", "stored")])
-            .inc_by(refused.span_sizes.len() as u64);
+            .inc_by(stored as u64);
         spans
             .get_or_create(&[("outcome", "refused")])
-            .inc_by(refused.rejected_spans);
+            .inc_by(refused.count);
         Ok(refused)
     }
 

@@ -67,18 +67,18 @@ impl GatewayService {
 }
 
 /// The OTLP answer: empty when every span was stored, else how many were not and why.
-fn answer(refused: &chaukas_otlp::Mapped) -> ExportTraceServiceResponse {
-    if refused.rejected_spans == 0 {
+fn answer(refused: &chaukas_otlp::Refusals) -> ExportTraceServiceResponse {
+    if refused.count == 0 {
         return ExportTraceServiceResponse::default();
     }
     let mut error_message = refused.reasons.join("; ");
-    let unnamed = refused.rejected_spans - refused.reasons.len() as u64;
+    let unnamed = refused.count - refused.reasons.len() as u64;
     if unnamed > 0 {
         error_message.push_str(&format!("; and {unnamed} more"));
     }
     ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {
-            rejected_spans: i64::try_from(refused.rejected_spans).unwrap_or(i64::MAX),
+            rejected_spans: i64::try_from(refused.count).unwrap_or(i64::MAX),
             error_message,
         }),
     }

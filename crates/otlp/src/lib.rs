@@ -60,16 +60,23 @@ pub struct Mapped {
     /// How many consecutive events of `events` each mapped span has, in order: a span is
     /// stored whole or refused whole.
     pub span_sizes: Vec<usize>,
+    /// The spans that could not be mapped.
+    pub refused: Refusals,
+}
+
+/// Refused spans: how many, and why.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refusals {
     /// How many spans were refused.
-    pub rejected_spans: u64,
+    pub count: u64,
     /// Why, one line per refused span (span id and reason), the first [`MAX_REASONS`].
     pub reasons: Vec<String>,
 }
 
-impl Mapped {
+impl Refusals {
     /// Counts a refused span, keeping its reason if there is room.
     pub fn refuse(&mut self, reason: impl FnOnce() -> String) {
-        self.rejected_spans += 1;
+        self.count += 1;
         if self.reasons.len() < MAX_REASONS {
             self.reasons.push(reason());
         }
@@ -135,7 +142,9 @@ pub fn map_export(request: &ExportTraceServiceRequest, origin: &Origin<'_>) -> M
                         mapped.events.extend(events);
                     }
                     Err(reason) => {
-                        mapped.refuse(|| format!("span {}: {reason}", hex(&span.span_id)));
+                        mapped
+                            .refused
+                            .refuse(|| format!("span {}: {reason}", hex(&span.span_id)));
                     }
                 }
             }

@@ -95,7 +95,7 @@ fn a_chat_span_becomes_a_model_invocation_start_and_end() {
         ],
     );
     let mapped = map_export(&request(vec![], vec![span]), &ORIGIN);
-    assert_eq!(mapped.rejected_spans, 0, "{:?}", mapped.reasons);
+    assert_eq!(mapped.refused.count, 0, "{:?}", mapped.refused.reasons);
     let [start, end] = &mapped.events[..] else {
         panic!("two events: {:?}", mapped.events);
     };
@@ -260,17 +260,17 @@ fn one_bad_span_is_refused_alone_with_its_reason() {
     let mut backwards = span_with(8, vec![]);
     backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
     let mapped = map_export(&request(vec![], vec![no_trace, good, backwards]), &ORIGIN);
-    assert_eq!(mapped.rejected_spans, 2);
+    assert_eq!(mapped.refused.count, 2);
     assert_eq!(mapped.events.len(), 2);
     assert!(
-        mapped.reasons[0].contains("trace_id"),
+        mapped.refused.reasons[0].contains("trace_id"),
         "{:?}",
-        mapped.reasons
+        mapped.refused.reasons
     );
     assert!(
-        mapped.reasons[1].contains("before start"),
+        mapped.refused.reasons[1].contains("before start"),
         "{:?}",
-        mapped.reasons
+        mapped.refused.reasons
     );
 }
 
@@ -287,7 +287,7 @@ fn the_project_comes_from_the_key_or_the_resource_and_they_must_agree() {
         project: Some("api"),
     };
     let mapped = map_export(&request(resource, vec![span_with(1, vec![])]), &bound);
-    assert_eq!(mapped.rejected_spans, 1);
+    assert_eq!(mapped.refused.count, 1);
     assert!(mapped.events.is_empty());
     let mapped = map_export(&request(vec![], vec![span_with(1, vec![])]), &bound);
     assert_eq!(mapped.events[0].project_id, "api");
