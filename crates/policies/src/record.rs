@@ -68,13 +68,7 @@ impl SaltRecord {
 /// Lowercase hex of `bytes` (also how tenant and project names become bucket keys: a key
 /// may hold only a few characters, a name may hold any).
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    const_hex::encode(bytes)
 }
 
 /// Bytes of lowercase or uppercase hex; `None` if it is not hex.

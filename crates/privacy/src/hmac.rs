@@ -45,13 +45,7 @@ impl Keyed {
 
     /// The MAC of `message` in lowercase hex.
     pub fn hex(&self, message: &[u8]) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for byte in self.mac(message) {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-        }
-        out
+        const_hex::encode(self.mac(message))
     }
 }
 
