@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chaukas_proto::common::v1::{EventStatus, EventType};
+use chaukas_tests::raw_grpc::empty_spans_export;
 use chaukas_tests::{Pipeline, http_raw, http_request};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -191,18 +192,10 @@ async fn bad_and_hostile_exports_are_refused_with_otlp_statuses() {
     assert_eq!(status, 415);
 
     // Eight million empty spans in 16 MiB: refused from the bytes, before decoding.
-    let mut spans = Vec::with_capacity(16 << 20);
-    for _ in 0..(8 << 20) - 16 {
-        spans.extend_from_slice(&[0x12, 0x00]);
-    }
-    let flood = nest(0x0a, &nest(0x12, &spans));
+    let flood = empty_spans_export((8 << 20) - 16);
     let (status, _, body) = post("application/x-protobuf", flood).await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
-    let (status, _, body) = post(
-        "application/x-protobuf",
-        nest(0x0a, &nest(0x12, &spans[..2000])),
-    )
-    .await;
+    let (status, _, body) = post("application/x-protobuf", empty_spans_export(1000)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let answer =
         opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(
@@ -211,14 +204,6 @@ async fn bad_and_hostile_exports_are_refused_with_otlp_statuses() {
         .unwrap();
     assert_eq!(answer.partial_success.unwrap().rejected_spans, 1000);
     pipeline.stop().await;
-}
-
-/// `bytes` as length-delimited field 1 (`tag` 0x0a) or 2 (0x12).
-fn nest(tag: u8, bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
-    out.extend_from_slice(bytes);
-    out
 }
 
 /// A span whose one attribute is `bytes` long.

@@ -2,6 +2,7 @@
 
 use std::mem::size_of;
 
+use chaukas_testkit::raw_grpc::empty_spans_export;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -9,32 +10,9 @@ use prost::Message;
 use crate::Encoding;
 use crate::tests::{int, request, span_with, string};
 
-/// `spans` empty spans, the densest a request can pack them: two bytes each.
-fn empty_spans_protobuf(spans: usize) -> Vec<u8> {
-    let mut scope_spans = Vec::new();
-    for _ in 0..spans {
-        scope_spans.extend_from_slice(&[0x12, 0x00]);
-    }
-    let mut resource_spans = vec![0x12];
-    push_len(&mut resource_spans, scope_spans.len());
-    resource_spans.extend(scope_spans);
-    let mut request = vec![0x0a];
-    push_len(&mut request, resource_spans.len());
-    request.extend(resource_spans);
-    request
-}
-
-fn push_len(out: &mut Vec<u8>, mut len: usize) {
-    while len >= 0x80 {
-        out.push(u8::try_from(len & 0x7f).unwrap() | 0x80);
-        len >>= 7;
-    }
-    out.push(u8::try_from(len).unwrap());
-}
-
 #[test]
 fn a_flood_of_empty_spans_is_charged_what_it_decodes_to() {
-    let body = empty_spans_protobuf(100_000);
+    let body = empty_spans_export(100_000);
     let cost = Encoding::Protobuf.cost(&body).unwrap();
     assert_eq!(cost.spans, 100_000);
     assert!(
@@ -136,7 +114,7 @@ fn nesting_past_the_limit_is_refused_before_decoding() {
 
 #[test]
 fn broken_bytes_say_what_is_wrong() {
-    let mut body = empty_spans_protobuf(3);
+    let mut body = empty_spans_export(3);
     body.truncate(body.len() - 1);
     let error = Encoding::Protobuf.cost(&body).unwrap_err();
     assert!(error.contains("ends in the middle"), "{error}");

@@ -90,12 +90,19 @@ pub const QUERY_EVENTS: &str = "/chaukas.spec.server.v1.ChaukasServerService/Que
 /// An `IngestEventBatchRequest` of `count` empty events on the wire (`1a 00` each): two bytes
 /// that decode into a whole Event struct.
 pub fn empty_events_batch(count: usize) -> Vec<u8> {
-    let inner: Vec<u8> = std::iter::repeat_n([0x1a_u8, 0x00], count)
-        .flatten()
-        .collect();
-    let mut wire = vec![0x0a];
-    prost::encoding::encode_varint(inner.len() as u64, &mut wire);
-    wire.extend(inner);
+    field(0x0a, &empty_fields(0x1a, count))
+}
+
+/// `count` empty length-delimited fields of key byte `key`, back to back.
+fn empty_fields(key: u8, count: usize) -> Vec<u8> {
+    std::iter::repeat_n([key, 0x00], count).flatten().collect()
+}
+
+/// `body` as one length-delimited field of key byte `key`.
+fn field(key: u8, body: &[u8]) -> Vec<u8> {
+    let mut wire = vec![key];
+    prost::encoding::encode_varint(body.len() as u64, &mut wire);
+    wire.extend_from_slice(body);
     wire
 }
 
@@ -105,14 +112,6 @@ pub const OTLP_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceServ
 /// An `ExportTraceServiceRequest` of `count` empty spans in one scope (`12 00` each): two
 /// bytes that decode into a whole Span struct and, once mapped, into events.
 pub fn empty_spans_export(count: usize) -> Vec<u8> {
-    let spans: Vec<u8> = std::iter::repeat_n([0x12_u8, 0x00], count)
-        .flatten()
-        .collect();
-    let mut resource_spans = vec![0x12];
-    prost::encoding::encode_varint(spans.len() as u64, &mut resource_spans);
-    resource_spans.extend(spans);
-    let mut wire = vec![0x0a];
-    prost::encoding::encode_varint(resource_spans.len() as u64, &mut wire);
-    wire.extend(resource_spans);
-    wire
+    // ExportTraceServiceRequest.resource_spans (1) > ResourceSpans.scope_spans (2) > spans (2).
+    field(0x0a, &field(0x12, &empty_fields(0x12, count)))
 }
