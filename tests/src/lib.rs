@@ -4,8 +4,10 @@
 
 pub mod chaos;
 pub mod corpus;
+mod http;
 
 pub use chaukas_testkit::raw_grpc;
+pub use http::{HttpResponse, gzip, http_get, http_raw, http_request};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -356,14 +358,6 @@ pub async fn apply_bus(nats: &NatsConfig, lease_ttl_secs: u64) {
     }
 }
 
-/// `bytes` gzip-compressed, as a client's `Content-Encoding: gzip` body.
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).expect("writing to memory");
-    encoder.finish().expect("writing to memory")
-}
-
 /// Stores `json` as `tenant`'s privacy policy, as `chaukas policy set` does; gateways
 /// apply it once their watch has it (within a second).
 pub async fn set_policy(nats: &NatsConfig, tenant: &str, json: &str) {
@@ -407,93 +401,6 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .unwrap()
-}
-
-/// Sends a bare HTTP/1.0 GET and returns (status code, body): enough for health checks
-/// without pulling an HTTP client into the workspace.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let response = http_request(addr, "GET", path, &[], &[]).await;
-    (response.status, response.body)
-}
-
-/// An HTTP response, as far as tests look at it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code (0: nothing listens).
-    pub status: u16,
-    /// Header lines, lower-cased names.
-    pub headers: Vec<(String, String)>,
-    /// The body, as text.
-    pub body: String,
-}
-
-impl HttpResponse {
-    /// The first header called `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// An HTTP/1.0 request; the response with its body as text.
-pub async fn http_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpResponse {
-    let (status, headers, body) = http_raw(addr, method, path, headers, body).await;
-    HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-/// An HTTP/1.0 request; status (0: nothing listens), lower-cased headers and the raw body.
-pub async fn http_raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return (0, Vec::new(), Vec::new());
-    };
-    let mut request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    (status, headers, body)
 }
 
 /// The `[nats]` settings a service process needs to find `nats`' streams exactly as
