@@ -6,6 +6,7 @@ mod args;
 mod baselines;
 mod checkpoint;
 mod ingest;
+mod keys;
 mod otlp;
 mod privacy;
 mod procs;

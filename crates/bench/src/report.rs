@@ -1,6 +1,5 @@
 //! The benchmark run: phases in order, the printed table, the JSON line in bench/results/.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +16,7 @@ use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::stats::Samples;
 use crate::workload::Client;
-use crate::{baselines, otlp, privacy, query};
+use crate::{baselines, keys, otlp, privacy, query};
 
 struct Plan {
     baseline_events: usize,
@@ -123,53 +122,6 @@ fn opt_ms(value: Option<f64>) -> String {
     value.map_or("-".into(), |ms| format!("{ms:.2} ms"))
 }
 
-/// One API key (ingest scope) per tenant of the keyed closed-loop clients, and the time one
-/// request's key check takes (authenticate, then confine 500 events), in ns.
-async fn bench_keys(
-    nats: &async_nats::Client,
-    args: &Args,
-    run: &str,
-) -> anyhow::Result<(HashMap<String, String>, f64)> {
-    let store = chaukas_auth::KeyStore::open(
-        &async_nats::jetstream::new(nats.clone()),
-        &NatsConfig::default(),
-    )
-    .await?;
-    let mut keys = HashMap::new();
-    for client in 5_000..5_000 + 4 * args.concurrency {
-        let tenant = crate::workload::tenant_of(run, client, args.tenants);
-        if keys.contains_key(&tenant) {
-            continue;
-        }
-        let new = store
-            .create(
-                "chaukas-bench".into(),
-                tenant.clone(),
-                None,
-                vec![chaukas_auth::Scope::Ingest],
-                None,
-            )
-            .await?;
-        keys.insert(tenant, new.token);
-    }
-    // Gateways learn new keys through their watch; give it a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (tenant, token) = keys.iter().next().context("no bench keys")?;
-    let header = format!("Bearer {token}");
-    let events: Vec<String> = (0..args.batch).map(|_| tenant.clone()).collect();
-    const CHECKS: u32 = 20_000;
-    let started = std::time::Instant::now();
-    for _ in 0..CHECKS {
-        let principal = store
-            .authenticate(Some(&header), chaukas_auth::Scope::Ingest)
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let admitted = events.iter().filter(|t| **t == principal.tenant).count();
-        std::hint::black_box(admitted);
-    }
-    let check_ns = started.elapsed().as_secs_f64() * 1e9 / f64::from(CHECKS);
-    Ok((keys, check_ns))
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plan = Plan::of(args.profile);
     let run = format!(
@@ -256,55 +208,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let cpu = mark.per_thousand(grpc.events);
 
-    // The same closed loop with and without API keys checked on every request, alternated so
-    // drift in the machine or the growing tables does not favour either; plus the check
-    // itself, timed in isolation.
-    let (keys, check_ns) = bench_keys(&nats, &args, &run).await?;
-    let mut unkeyed = Vec::new();
-    let mut keyed = Vec::new();
-    // ABBA order: each side runs once early and once late, so table growth and merge debt
-    // weigh on both alike.
-    for round in 0..2u64 {
-        let order = if round == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with_keys in order {
-            target.settle(settle).await?;
-            let first_client = 5_000 + args.concurrency * (2 * round + u64::from(with_keys));
-            let result = ingest::closed_loop(
-                &target,
-                Transport::Grpc,
-                plan.auth_events,
-                args.batch,
-                args.concurrency,
-                first_client,
-                with_keys.then_some(&keys),
-            )
-            .await?;
-            if with_keys {
-                keyed.push(result)
-            } else {
-                unkeyed.push(result)
-            }
-        }
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let mean = |runs: &[ingest::ClosedLoop], acked: bool| {
-        runs.iter()
-            .map(|run| {
-                if acked {
-                    run.acked_per_second
-                } else {
-                    run.stored_per_second
-                }
-            })
-            .sum::<f64>()
-            / runs.len() as f64
-    };
-    let (unkeyed_acked, keyed_acked) = (mean(&unkeyed, true), mean(&keyed, true));
-    let (unkeyed_stored, keyed_stored) = (mean(&unkeyed, false), mean(&keyed, false));
+    // The same closed loop with and without API keys checked on every request.
+    let keys = keys::compare(&target, &nats, &args, &run, plan.auth_events, settle).await?;
     let privacy_plan = privacy::Plan {
         events_per_run: plan.auth_events,
         batch: args.batch,
@@ -483,19 +388,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     line(
         "without / with API keys (2 runs each): acked",
-        format!("{unkeyed_acked:.0} / {keyed_acked:.0} ev/s"),
+        format!("{:.0} / {:.0} ev/s", keys.unkeyed_acked, keys.keyed_acked),
         "",
         None,
     );
     line(
         "  stored (end to end)",
-        format!("{unkeyed_stored:.0} / {keyed_stored:.0} ev/s"),
+        format!("{:.0} / {:.0} ev/s", keys.unkeyed_stored, keys.keyed_stored),
         "",
         None,
     );
     line(
         "  one key check + tenant check of 500 events",
-        format!("{:.2} us", check_ns / 1000.0),
+        format!("{:.2} us", keys.check_ns / 1000.0),
         "",
         None,
     );
@@ -608,9 +513,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "ratio_to_jetstream_packed": round(grpc.stored_per_second / raw_jetstream_packed),
         },
         "api_keys": {"events_per_run": plan.auth_events, "runs_each": 2,
-                     "without": {"acked_eps": round(unkeyed_acked), "stored_eps": round(unkeyed_stored)},
-                     "with": {"acked_eps": round(keyed_acked), "stored_eps": round(keyed_stored)},
-                     "check_ns_per_request": round(check_ns)},
+                     "without": {"acked_eps": round(keys.unkeyed_acked), "stored_eps": round(keys.unkeyed_stored)},
+                     "with": {"acked_eps": round(keys.keyed_acked), "stored_eps": round(keys.keyed_stored)},
+                     "check_ns_per_request": round(keys.check_ns)},
         "privacy": privacy,
         "otlp": otlp,
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
