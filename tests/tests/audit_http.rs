@@ -172,3 +172,57 @@ async fn a_third_party_verifies_the_log_from_http_alone() {
     }
     pipeline.stop().await;
 }
+
+/// With `log.enabled = false` the writer stores events as sent, unsealed, signs nothing,
+/// and gateways stop claiming `audit_proofs` once its report arrives.
+#[tokio::test]
+async fn a_writer_with_the_log_off_stores_unsealed_events_and_gateways_say_so() {
+    let pipeline = Pipeline::start_with(|_, writer| writer.log.enabled = false).await;
+    let events: Vec<Event> = (0..20)
+        .map(|i| simple_event("acme", &format!("e{i}")))
+        .collect();
+    let mut client = pipeline.server_client().await;
+    let response = client
+        .ingest_event_batch(batch_request(events.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.accepted_count, 20, "{response:?}");
+    pipeline
+        .assert_stored_once(20, Duration::from_secs(30))
+        .await;
+
+    let stored = pipeline.sealed_events().await;
+    assert!(stored.iter().all(|event| event.content_hash.is_empty()
+        && event.hash_prev.is_empty()
+        && event.worm_proof_id.is_empty()));
+    let client = pipeline.clickhouse_client();
+    let unsealed: u64 = client
+        .query("SELECT count() FROM events WHERE content_hash = '' AND leaf_index = 0")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(unsealed, 20);
+    for table in ["log_leaves", "log_checkpoints"] {
+        let rows: u64 = client
+            .query(&format!("SELECT count() FROM {table}"))
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (status, body) = chaukas_tests::http_get(pipeline.http, "/v1/capabilities").await;
+        if status == 200 && body.contains("\"audit_proofs\":false") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit_proofs never turned false: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    pipeline.stop().await;
+}

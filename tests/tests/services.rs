@@ -78,7 +78,10 @@ async fn gateway_reports_only_implemented_capabilities_and_says_when_reads_canno
         .into_inner()
         .capabilities
         .expect("capabilities are always present");
-    assert_eq!(capabilities, chaukas_proto::capabilities(false, false));
+    assert_eq!(
+        capabilities,
+        chaukas_proto::capabilities(false, false, true)
+    );
     assert!(!capabilities.rbac && !capabilities.worm_retention && capabilities.audit_proofs);
     assert!(!capabilities.sso && !capabilities.distributed_query);
     assert!(capabilities.policy_decisions && capabilities.data_access_events);

@@ -11,6 +11,11 @@ use crate::note::{NoteError, SignerKey, VerifierKey};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
+    /// Whether writers seal stored events into their tenants' logs (on by default). Off,
+    /// events are stored unsealed — no content hash, leaf or checkpoint, and `chaukas verify`
+    /// reports each as unsealed — and gateways say `audit_proofs: false`. For deployments
+    /// that want no audit trail, and for measuring what the log costs (`make bench`).
+    pub enabled: bool,
     /// The log's name: the signed-note key name and the first part of every origin line
     /// (`<name>/<tenant>`). Change it only with a new key: verifiers pin both.
     pub name: String,
@@ -31,6 +36,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             name: "chaukas.localhost".into(),
             signing_key_file: None,
             signing_keys: None,

@@ -1,6 +1,7 @@
-//! What running services report about themselves for gateways to read: for now whether each
+//! What running services report about themselves for gateways to read: whether each
 //! writer's ClickHouse user is confined to inserting (the write-once half of
-//! `Capabilities.worm_retention`, docs/privacy.md).
+//! `Capabilities.worm_retention`, docs/privacy.md) and whether it seals events into the audit
+//! log (`Capabilities.audit_proofs`, docs/audit.md).
 //!
 //! Each writer puts its report under a key of its own and renews it; the bucket forgets
 //! entries after [`REPORT_LIFETIME`], so a writer that stopped stops counting, and a writer
@@ -38,6 +39,14 @@ pub struct WriterReport {
     pub insert_only: bool,
     /// What confines it, or what it may do beyond inserting.
     pub reason: String,
+    /// Whether it seals the events it stores into their tenants' audit logs (`log.enabled`);
+    /// writers from before the switch existed always did.
+    #[serde(default = "sealing_by_default")]
+    pub sealing: bool,
+}
+
+fn sealing_by_default() -> bool {
+    true
 }
 
 /// Puts `report` under the writer `instance` (letters, digits, `-`, `_`).
@@ -72,6 +81,7 @@ pub async fn writers(bucket: &kv::Store) -> Result<Vec<WriterReport>, String> {
             serde_json::from_slice(&value).unwrap_or_else(|error| WriterReport {
                 insert_only: false,
                 reason: format!("unreadable report {key}: {error}"),
+                sealing: false,
             }),
         );
     }

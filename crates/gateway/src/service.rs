@@ -43,7 +43,11 @@ pub(crate) struct GatewayService {
 impl GatewayService {
     /// What this deployment does, as GetCapabilities reports it.
     pub(crate) fn capabilities(&self) -> chaukas_proto::common::v1::Capabilities {
-        chaukas_proto::capabilities(self.guard.enforced(), self.worm.enforced())
+        chaukas_proto::capabilities(
+            self.guard.enforced(),
+            self.worm.enforced(),
+            self.worm.sealing(),
+        )
     }
 }
 

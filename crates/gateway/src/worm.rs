@@ -13,14 +13,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::QueryForwarder;
 
-/// The current answer, renewed in the background.
+/// The current answers, renewed in the background.
 #[derive(Default)]
-pub struct WormStatus(AtomicBool);
+pub struct WormStatus {
+    enforced: AtomicBool,
+    /// Some running writer stores events unsealed (`log.enabled = false`).
+    unsealed: AtomicBool,
+}
 
 impl WormStatus {
     /// Whether write-once retention is enforced, as last checked.
     pub fn enforced(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.enforced.load(Ordering::Relaxed)
+    }
+
+    /// Whether stored events are sealed into the audit log (`Capabilities.audit_proofs`):
+    /// true unless a running writer reported that its log is off.
+    pub fn sealing(&self) -> bool {
+        !self.unsealed.load(Ordering::Relaxed)
     }
 }
 
@@ -46,16 +56,27 @@ pub async fn watch(
             if bucket.is_none() {
                 bucket = chaukas_bus::kv::open_bucket(&jetstream, &spec).await.ok();
             }
-            match &bucket {
-                Some(bucket) => assess(bucket, &query).await,
-                None => Err("the status bucket does not exist (run `chaukas migrate`)".into()),
+            let writers = match &bucket {
+                Some(bucket) => status::writers(bucket).await?,
+                None => {
+                    return Err("the status bucket does not exist (run `chaukas migrate`)".into());
+                }
+            };
+            let unsealed = writers.iter().any(|writer| !writer.sealing);
+            if worm.unsealed.swap(unsealed, Ordering::Relaxed) != unsealed {
+                tracing::warn!(
+                    unsealed,
+                    "a writer's audit log is off: audit_proofs is {}",
+                    !unsealed
+                );
             }
+            assess(&writers, &query).await
         };
         let enforced = tokio::select! {
             () = stop.cancelled() => return,
             enforced = checked => enforced,
         };
-        let was = worm.0.swap(enforced.is_ok(), Ordering::Relaxed);
+        let was = worm.enforced.swap(enforced.is_ok(), Ordering::Relaxed);
         match enforced {
             Err(reason) if was => tracing::warn!(reason, "worm_retention is no longer enforced"),
             Err(reason) => tracing::debug!(reason, "worm_retention not enforced"),
@@ -66,8 +87,7 @@ pub async fn watch(
 }
 
 /// Ok when the writers and the query service all report confined users; else why not.
-async fn assess(bucket: &jetstream::kv::Store, query: &QueryForwarder) -> Result<(), String> {
-    let writers = status::writers(bucket).await?;
+async fn assess(writers: &[status::WriterReport], query: &QueryForwarder) -> Result<(), String> {
     if writers.is_empty() {
         return Err("no writer has reported".into());
     }

@@ -57,11 +57,16 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// `worm_enforced`: the ClickHouse users of the services that run all the time cannot
 /// delete or rewrite (the gateway: every writer's and the query service's, as reported; the
 /// query service: its own), so the only deletion path is `chaukas retention apply`.
-pub fn capabilities(rbac_enforced: bool, worm_enforced: bool) -> common::v1::Capabilities {
+/// `sealing`: stored events are sealed into their tenants' signed Merkle logs (docs/audit.md),
+/// which is so unless a writer runs with `log.enabled = false`.
+pub fn capabilities(
+    rbac_enforced: bool,
+    worm_enforced: bool,
+    sealing: bool,
+) -> common::v1::Capabilities {
     common::v1::Capabilities {
         worm_retention: worm_enforced,
-        // Every stored event is sealed into its tenant's signed Merkle log (docs/audit.md).
-        audit_proofs: true,
+        audit_proofs: sealing,
         distributed_query: false,
         rbac: rbac_enforced,
         sso: false,

@@ -348,7 +348,12 @@ impl ChaukasServerService for QueryService {
         _request: Request<server::GetCapabilitiesRequest>,
     ) -> Result<Response<server::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(server::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(false, self.read_only().await)),
+            // It serves proofs of whatever is sealed; whether writers seal, gateways know.
+            capabilities: Some(chaukas_proto::capabilities(
+                false,
+                self.read_only().await,
+                true,
+            )),
         }))
     }
 
@@ -408,7 +413,12 @@ impl ChaukasClientService for QueryService {
         _request: Request<client::GetCapabilitiesRequest>,
     ) -> Result<Response<client::GetCapabilitiesResponse>, Status> {
         Ok(Response::new(client::GetCapabilitiesResponse {
-            capabilities: Some(chaukas_proto::capabilities(false, self.read_only().await)),
+            // It serves proofs of whatever is sealed; whether writers seal, gateways know.
+            capabilities: Some(chaukas_proto::capabilities(
+                false,
+                self.read_only().await,
+                true,
+            )),
         }))
     }
 

@@ -104,12 +104,20 @@ pub async fn bind(config: &WriterConfig) -> Result<BoundWriter, WriterError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(WriterMetrics::register(&mut registry));
     let signers = config.log.signers()?;
-    if signers.is_empty() {
+    if !config.log.enabled {
+        tracing::warn!(
+            "the audit log is off (log.enabled = false): events are stored unsealed, `chaukas verify` reports each of them, and gateways say audit_proofs: false"
+        );
+    } else if signers.is_empty() {
         tracing::warn!(
             "no log signing key configured (log.signing_key_file): events are sealed into their tenants' logs, but no checkpoint is signed"
         );
     }
-    let sequencer = Arc::new(sequencer::Sequencer::new(config.log.name.clone(), signers));
+    let sequencer = Arc::new(sequencer::Sequencer::new(
+        config.log.name.clone(),
+        signers,
+        config.log.enabled,
+    ));
     let nats_client = config.nats.connect().await?;
     config.nats.refuse_mismatch(&nats_client).await?;
     let clickhouse = config.clickhouse.client()?;
@@ -198,6 +206,7 @@ impl BoundWriter {
             self.staging.scratch().clone(),
             self.events_database.clone(),
             writer_id(),
+            self.sequencer.sealing(),
         ));
         if let Some(kv) = kv {
             set_up.store(true, Ordering::Relaxed);

@@ -47,6 +47,8 @@ pub struct Sequencer {
     grown: tokio::sync::Notify,
     log_name: String,
     signers: Vec<SignerKey>,
+    /// `log.enabled`: off, rows are stored unsealed and no log grows.
+    sealing: bool,
 }
 
 /// The lease under which a tenant's rows are written.
@@ -56,14 +58,21 @@ pub type TenantLease = (u16, u64);
 pub type CompletedTiles = Vec<(String, Vec<(TileId, Vec<Hash>)>)>;
 
 impl Sequencer {
-    /// A sequencer for log `log_name`, signing with `signers` (none: no checkpoints).
-    pub fn new(log_name: String, signers: Vec<SignerKey>) -> Self {
+    /// A sequencer for log `log_name`, signing with `signers` (none: no checkpoints); one
+    /// that is not `sealing` leaves rows as they are and signs nothing.
+    pub fn new(log_name: String, signers: Vec<SignerKey>, sealing: bool) -> Self {
         Self {
             heads: Mutex::new(HashMap::new()),
             grown: tokio::sync::Notify::new(),
             log_name,
             signers,
+            sealing,
         }
+    }
+
+    /// Whether stored rows are sealed into their tenants' logs (`log.enabled`).
+    pub fn sealing(&self) -> bool {
+        self.sealing
     }
 
     /// Seals `rows` (already in storage order): assigns leaves after each tenant's stored
@@ -75,6 +84,9 @@ impl Sequencer {
         rows: &mut [EventRow],
         leases: &HashMap<String, TenantLease>,
     ) -> Result<(), StoreError> {
+        if !self.sealing {
+            return Ok(());
+        }
         for (tenant, &(shard, term)) in leases {
             // Touched now, so the checkpoint loop cannot drop it as idle before it is used.
             let valid = self
@@ -136,6 +148,9 @@ impl Sequencer {
     /// Advances the heads over stored `rows`; returns the full tiles this completed, per
     /// tenant, for the tile cache.
     pub fn stored(&self, rows: &[EventRow]) -> CompletedTiles {
+        if !self.sealing {
+            return Vec::new();
+        }
         let mut by_tenant: HashMap<&str, Vec<&EventRow>> = HashMap::new();
         for row in rows {
             by_tenant.entry(&row.tenant_id).or_default().push(row);

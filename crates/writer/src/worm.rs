@@ -1,5 +1,6 @@
-//! The writer's report for `Capabilities.worm_retention` (see `chaukas_bus::status`): whether
-//! the ClickHouse users it runs as can do no more than insert, as the server says.
+//! The writer's report (see `chaukas_bus::status`): for `Capabilities.worm_retention`, whether
+//! the ClickHouse users it runs as can do no more than insert, as the server says; for
+//! `Capabilities.audit_proofs`, whether it seals events into the audit log.
 //!
 //! Both of its users count: the main one must be insert-only (`chaukas_store::confinement`),
 //! and the scratch tables must be made by another user that cannot reach the events at all
@@ -20,6 +21,7 @@ pub async fn report(
     scratch: Scratch,
     events_database: String,
     instance: String,
+    sealing: bool,
 ) {
     let spec = status::bucket_spec(&nats);
     let mut tick = tokio::time::interval(status::REPORT_EVERY);
@@ -38,7 +40,12 @@ pub async fn report(
             }
         }
         let Some(bucket) = &bucket else { continue };
-        let report = assess(&clickhouse, &scratch, &events_database).await;
+        let confined = assess(&clickhouse, &scratch, &events_database).await;
+        let report = WriterReport {
+            insert_only: confined.is_ok(),
+            reason: confined.unwrap_or_else(|reason| reason),
+            sealing,
+        };
         // Said once, and again when it changes.
         if last != Some(report.insert_only) {
             if report.insert_only {
@@ -60,16 +67,14 @@ pub async fn report(
     }
 }
 
-/// What the server says this writer's users may do.
+/// What the server says this writer's users may do: Ok with what confines them to
+/// inserting, or Err with what they may do beyond it.
 pub async fn assess(
     clickhouse: &clickhouse::Client,
     scratch: &Scratch,
     events_database: &str,
-) -> WriterReport {
-    let unconfined = |reason: String| WriterReport {
-        insert_only: false,
-        reason,
-    };
+) -> Result<String, String> {
+    let unconfined = Err;
     let main = match chaukas_store::server_version(clickhouse).await {
         Ok(version) => confinement::check(clickhouse, &version, Role::InsertOnly).await,
         Err(error) => Err(error),
@@ -86,13 +91,10 @@ pub async fn assess(
     }
     let probe = format!("SELECT 1 FROM {events_database}.events LIMIT 0");
     match scratch.client.query(&probe).execute().await {
-        Err(clickhouse::error::Error::BadResponse(_)) => WriterReport {
-            insert_only: true,
-            reason: format!(
-                "the writer's user: {}; its scratch user cannot read the events database",
-                main.reason
-            ),
-        },
+        Err(clickhouse::error::Error::BadResponse(_)) => Ok(format!(
+            "the writer's user: {}; its scratch user cannot read the events database",
+            main.reason
+        )),
         Err(error) => unconfined(format!("cannot ask ClickHouse: {error}")),
         Ok(()) => unconfined("its scratch user can reach the events database".into()),
     }
