@@ -33,4 +33,5 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit-dirty"
 target/release/chaukas-bench --profile "$PROFILE" --commit "$commit" \
   --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT" --http "127.0.0.1:$GATEWAY_HTTP_PORT" \
   --nats "nats://127.0.0.1:$NATS_PORT" --clickhouse "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT" \
-  --pids "$RUN_DIR/pids" --results bench/results
+  --pids "$RUN_DIR/pids" --results bench/results \
+  --restart-writer "bash $ROOT/deploy/local/stack.sh restart-writer"

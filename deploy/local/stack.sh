@@ -117,7 +117,7 @@ up() {
   done
   wait_for gateway 30 "$bin" healthcheck --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT"
   wait_for gateway 30 curl -fsS "http://127.0.0.1:$GATEWAY_HTTP_PORT/readyz"
-  wait_for writer 30 curl -fsS "http://127.0.0.1:$WRITER_HTTP_PORT/readyz"
+  wait_writer_ready
   wait_for query 30 "$bin" healthcheck --server-only --grpc "http://127.0.0.1:$QUERY_GRPC_PORT"
   wait_for query 30 curl -fsS "http://127.0.0.1:$QUERY_HTTP_PORT/readyz"
   dev_key "$bin"
@@ -135,6 +135,22 @@ Chaukas Server is up.
   audit log verifier key: $(curl -fsS -H "Authorization: Bearer $(cat "$DEV_KEY_FILE")" "http://127.0.0.1:$GATEWAY_HTTP_PORT/v1/log/key" 2>/dev/null || echo "(GET /v1/log/key)")
   logs and data: $RUN_DIR    stop everything: make down
 TEXT
+}
+
+wait_writer_ready() {
+  wait_for writer 30 curl -fsS "http://127.0.0.1:$WRITER_HTTP_PORT/readyz"
+}
+
+# restart-writer: stops the writer (it stores what it holds and hands its leases back) and
+# starts it again with this shell's environment; `make bench` runs it with
+# CHAUKAS_LOG__ENABLED=false and =true to measure what the audit log costs.
+restart_writer() {
+  local bin
+  bin=$(chaukas_bin)
+  service_env
+  stop_process writer
+  start_process writer env $(role_env writer) "$bin" writer
+  wait_writer_ready
 }
 
 # $RUN_DIR/cli.env: what `chaukas keys ...` and `chaukas migrate` need to reach this stack
@@ -193,5 +209,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart-writer) restart_writer ;;
+  *) echo "usage: $0 up|down|status|restart-writer" >&2; exit 2 ;;
 esac

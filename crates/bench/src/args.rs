@@ -63,6 +63,10 @@ pub struct Args {
     /// Requests in flight in the closed-loop runs.
     #[arg(long, default_value_t = 8)]
     pub(crate) concurrency: u64,
+    /// A shell command that restarts the stack's writer with the environment it is given
+    /// (`CHAUKAS_LOG__ENABLED`), for the audit log's on/off comparison; empty: skipped.
+    #[arg(long, default_value = "")]
+    pub(crate) restart_writer: String,
     /// Distinct tenants.
     #[arg(long, default_value_t = 50)]
     pub(crate) tenants: u64,

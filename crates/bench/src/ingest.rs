@@ -365,7 +365,7 @@ pub async fn open_loop(
     let ack = Arc::new(Mutex::new(Samples::default()));
     let errors = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
-    let probe = tokio::spawn(probe_queryable(target.clone(), duration));
+    let probe = tokio::spawn(probe_queryable(target.clone(), duration, first_client));
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     let mut index: u32 = 0;
@@ -421,15 +421,21 @@ pub async fn open_loop(
 }
 
 /// Every 200 ms: ingest one event in a session of its own, then poll QueryEvents for it.
-async fn probe_queryable(target: Target, duration: Duration) -> anyhow::Result<Samples> {
+/// `loop_id` (the open loop's first client) keeps each loop's probes apart: a probe that
+/// reused an earlier loop's event id would be stored once and found at once.
+async fn probe_queryable(
+    target: Target,
+    duration: Duration,
+    loop_id: u64,
+) -> anyhow::Result<Samples> {
     let mut samples = Samples::default();
     let started = Instant::now();
-    let mut client = Client::new(&format!("{}-probe", target.run), 0, 1);
+    let mut client = Client::new(&format!("{}-probe", target.run), loop_id, 1);
     let mut grpc = target.grpc.clone();
     let mut probe = 0u64;
     while started.elapsed() < duration {
         let mut event = client.next_event();
-        event.session_id = format!("{}-probe-{probe}", target.run);
+        event.session_id = format!("{}-probe-{loop_id}-{probe}", target.run);
         probe += 1;
         let filter = QueryFilter {
             tenant_id: event.tenant_id.clone(),

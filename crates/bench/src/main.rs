@@ -7,6 +7,7 @@ mod baselines;
 mod checkpoint;
 mod ingest;
 mod keys;
+mod logcost;
 mod otlp;
 mod privacy;
 mod procs;

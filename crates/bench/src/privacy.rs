@@ -136,6 +136,8 @@ pub async fn compare(
             if with_policy { &mut with } else { &mut without }.add(&run, gateway);
         }
     }
+    let rate = median(&without.stored) / 2.0;
+    let fixed = at_fixed_rate(target, &private, watched, plan, rate).await?;
     let ratio = |a: &[f64], b: &[f64]| (median(a) / median(b) * 1000.0).round() / 1000.0;
     let result = json!({
         "events_per_run": plan.events_per_run, "runs_each": ROUNDS,
@@ -143,7 +145,17 @@ pub async fn compare(
         "without": without.json(), "with": with.json(),
         "stored_ratio": ratio(&with.stored, &without.stored),
         "gateway_cpu_ratio": ratio(&with.gateway_cpu, &without.gateway_cpu),
+        "fixed_rate": {"eps": rate.round(), "seconds_per_run": FIXED_RUN.as_secs(),
+                       "without_gateway_cpu_s_per_1k_runs": fixed[0],
+                       "with_gateway_cpu_s_per_1k_runs": fixed[1],
+                       "gateway_cpu_ratio": ratio(&fixed[1], &fixed[0])},
     });
+    println!(
+        "  privacy policy at a fixed {rate:.0} ev/s: gateway CPU/1k {:.5} vs {:.5} s (x{})",
+        median(&fixed[1]),
+        median(&fixed[0]),
+        result["fixed_rate"]["gateway_cpu_ratio"]
+    );
     println!(
         "  privacy policy (10 rules + 7 detectors): stored {:.0} vs {:.0} ev/s (x{}), gateway CPU/1k {:.5} vs {:.5} s (x{})",
         median(&with.stored),
@@ -154,6 +166,49 @@ pub async fn compare(
         result["gateway_cpu_ratio"]
     );
     Ok(result)
+}
+
+/// Length of one fixed-rate run.
+const FIXED_RUN: Duration = Duration::from_secs(12);
+
+/// Gateway CPU per 1k events, run by run, without (`[0]`) and with (`[1]`) the policy, both
+/// sides sending the same `rate` on schedule: the gateway then does the same work per
+/// second either way, so its CPU per event is not blurred by how a saturated machine shares
+/// its two cores between the gateway, the writer, NATS and ClickHouse.
+async fn at_fixed_rate(
+    target: &Target,
+    private: &Target,
+    watched: &[Watched],
+    plan: &Plan,
+    rate: f64,
+) -> anyhow::Result<[Vec<f64>; 2]> {
+    let mut runs: [Vec<f64>; 2] = Default::default();
+    for round in 0..ROUNDS {
+        for with_policy in abba(round) {
+            target.settle(plan.settle).await?;
+            let side = if with_policy { private } else { target };
+            let first_client = 8_000 + plan.concurrency * (2 * round + u64::from(with_policy));
+            let mark = CpuMark::take(watched);
+            let run = ingest::open_loop(
+                side,
+                rate,
+                plan.batch,
+                FIXED_RUN,
+                first_client,
+                plan.concurrency,
+            )
+            .await?;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let events = (run.achieved_rate * FIXED_RUN.as_secs_f64()) as u64;
+            let gateway = mark
+                .per_thousand(events)
+                .into_iter()
+                .find(|(name, _)| name == "gateway")
+                .map(|(_, seconds)| (seconds * 100_000.0).round() / 100_000.0);
+            runs[usize::from(with_policy)].extend(gateway);
+        }
+    }
+    Ok(runs)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
 use crate::stats::Samples;
 use crate::workload::Client;
-use crate::{baselines, keys, otlp, privacy, query};
+use crate::{baselines, keys, logcost, otlp, privacy, query};
 
 struct Plan {
     baseline_events: usize,
@@ -328,6 +328,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|w| (w.name.clone(), procs::peak_rss_mib(w.pid)))
         .collect();
+    // Last: it restarts the writer, whose peak memory is read just above.
+    let log_cost = match args.restart_writer.as_str() {
+        "" => {
+            println!("  audit log on/off: skipped (no --restart-writer)");
+            Value::Null
+        }
+        command => {
+            let log_plan = logcost::Plan {
+                restart_writer: command,
+                pids: &args.pids,
+                events_per_run: plan.grpc_events / 2,
+                batch: args.batch,
+                concurrency: args.concurrency,
+                settle,
+            };
+            logcost::compare(&target, &log_plan).await?
+        }
+    };
     let limit = raw_jetstream.min(raw_clickhouse);
 
     println!();
@@ -518,6 +536,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                      "check_ns_per_request": round(keys.check_ns)},
         "privacy": privacy,
         "otlp": otlp,
+        "audit_log_cost": log_cost,
         "unary": {"eps": round(unary_rate), "latency": unary_latency.summary()},
         "open_loop": {"target_eps": round(open.target_rate), "achieved_eps": round(open.achieved_rate),
                       "errors": open.errors, "ack": open.ack.summary(),
