@@ -224,5 +224,13 @@ async fn a_writer_with_the_log_off_stores_unsealed_events_and_gateways_say_so() 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A writer that stops withdraws its report: gateways stop counting it at once.
+    let nats = pipeline.nats.clone();
     pipeline.stop().await;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let bucket = chaukas_bus::kv::open_bucket(&jetstream, &chaukas_bus::status::bucket_spec(&nats))
+        .await
+        .unwrap();
+    let reports = chaukas_bus::status::writers(&bucket).await.unwrap();
+    assert!(reports.is_empty(), "{reports:?}");
 }

@@ -229,3 +229,41 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// What sealing one ~900-byte event costs the writer (hash, splice, copy):
+    /// `cargo test --release -p chaukas-audit seal_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing, not a check: run by hand"]
+    fn seal_cost() {
+        let event = Event {
+            event_id: "e1".into(),
+            tenant_id: "t".into(),
+            agent_name: "x".repeat(900),
+            ..Event::default()
+        };
+        let canonical = canonical_encoding(&event);
+        let started = std::time::Instant::now();
+        let n = 200_000u64;
+        let mut previous = None;
+        for leaf_index in 0..n {
+            let (hash, payload) = seal_canonical(
+                &canonical,
+                LogPlace {
+                    leaf_index,
+                    previous,
+                },
+            )
+            .unwrap();
+            std::hint::black_box(payload);
+            previous = Some(hash);
+        }
+        println!(
+            "{:?} per seal",
+            started.elapsed() / u32::try_from(n).unwrap()
+        );
+    }
+}

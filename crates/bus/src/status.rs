@@ -63,6 +63,14 @@ pub async fn report_writer(
         .map_err(|error| error.to_string())
 }
 
+/// Removes the report of the writer `instance`, which is stopping.
+pub async fn withdraw_writer(bucket: &kv::Store, instance: &str) -> Result<(), String> {
+    bucket
+        .delete(format!("{WRITER_PREFIX}{instance}"))
+        .await
+        .map_err(|error| error.to_string())
+}
+
 /// The reports of the writers running now (an unreadable report counts as unconfined).
 pub async fn writers(bucket: &kv::Store) -> Result<Vec<WriterReport>, String> {
     use futures_util::StreamExt;

@@ -199,15 +199,17 @@ impl BoundWriter {
             self.metrics.clone(),
             stop_http.clone(),
         ));
-        let reporter = tokio::spawn(worm::report(
-            jetstream.clone(),
-            self.nats.clone(),
-            self.clickhouse.clone(),
-            self.staging.scratch().clone(),
-            self.events_database.clone(),
-            writer_id(),
-            self.sequencer.sealing(),
-        ));
+        let stop_report = CancellationToken::new();
+        let reporter = worm::Reporter {
+            jetstream: jetstream.clone(),
+            nats: self.nats.clone(),
+            clickhouse: self.clickhouse.clone(),
+            scratch: self.staging.scratch().clone(),
+            events_database: self.events_database.clone(),
+            instance: writer_id(),
+            sealing: self.sequencer.sealing(),
+        };
+        let reporter = tokio::spawn(reporter.run(stop_report.clone()));
         if let Some(kv) = kv {
             set_up.store(true, Ordering::Relaxed);
             let writer = Loop {
@@ -234,7 +236,13 @@ impl BoundWriter {
             )
             .await;
         }
-        reporter.abort();
+        stop_report.cancel();
+        if tokio::time::timeout(Duration::from_secs(3), reporter)
+            .await
+            .is_err()
+        {
+            tracing::debug!("status report not withdrawn in time; it expires on its own");
+        }
         stop_http.cancel();
         let _ = backlog.await;
         http.await

@@ -11,58 +11,80 @@ use chaukas_bus::NatsConfig;
 use chaukas_bus::status::{self, WriterReport};
 use chaukas_store::confinement::{self, Role};
 use chaukas_store::scratch::Scratch;
+use tokio_util::sync::CancellationToken;
 
-/// Reports every [`status::REPORT_EVERY`] until aborted; waits while the bucket is missing
-/// (an older deployment that has not run `chaukas migrate` yet).
-pub async fn report(
-    jetstream: jetstream::Context,
-    nats: NatsConfig,
-    clickhouse: clickhouse::Client,
-    scratch: Scratch,
-    events_database: String,
-    instance: String,
-    sealing: bool,
-) {
-    let spec = status::bucket_spec(&nats);
-    let mut tick = tokio::time::interval(status::REPORT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut bucket = None;
-    let mut last: Option<bool> = None;
-    loop {
-        tick.tick().await;
-        if bucket.is_none() {
-            match chaukas_bus::kv::open_bucket(&jetstream, &spec).await {
-                Ok(opened) => bucket = Some(opened),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot report whether this writer is insert-only");
-                    continue;
+/// What a writer reports about itself, and where.
+pub struct Reporter {
+    pub jetstream: jetstream::Context,
+    pub nats: NatsConfig,
+    pub clickhouse: clickhouse::Client,
+    pub scratch: Scratch,
+    pub events_database: String,
+    /// This writer's key in the status bucket.
+    pub instance: String,
+    /// Whether it seals events into the audit log (`log.enabled`).
+    pub sealing: bool,
+}
+
+impl Reporter {
+    /// Reports every [`status::REPORT_EVERY`] until `stop`, then withdraws the report, so
+    /// gateways stop counting this writer at once rather than when the report expires;
+    /// waits while the bucket is missing (an older deployment that has not run
+    /// `chaukas migrate` yet).
+    pub async fn run(self, stop: CancellationToken) {
+        let spec = status::bucket_spec(&self.nats);
+        let mut tick = tokio::time::interval(status::REPORT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bucket = None;
+        let mut last: Option<bool> = None;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if bucket.is_none() {
+                match chaukas_bus::kv::open_bucket(&self.jetstream, &spec).await {
+                    Ok(opened) => bucket = Some(opened),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot report whether this writer is insert-only");
+                        continue;
+                    }
                 }
             }
+            let Some(bucket) = &bucket else { continue };
+            let report = self.assess().await;
+            // Said once, and again when it changes.
+            if last != Some(report.insert_only) {
+                if report.insert_only {
+                    tracing::info!(
+                        reason = report.reason,
+                        "this writer's ClickHouse users can only insert"
+                    );
+                } else {
+                    tracing::warn!(
+                        reason = report.reason,
+                        "this writer's ClickHouse users may delete: worm_retention is off"
+                    );
+                }
+                last = Some(report.insert_only);
+            }
+            if let Err(error) = status::report_writer(bucket, &self.instance, &report).await {
+                tracing::warn!(%error, "cannot report whether this writer is insert-only");
+            }
         }
-        let Some(bucket) = &bucket else { continue };
-        let confined = assess(&clickhouse, &scratch, &events_database).await;
-        let report = WriterReport {
+        if let Some(bucket) = &bucket
+            && let Err(error) = status::withdraw_writer(bucket, &self.instance).await
+        {
+            tracing::debug!(%error, "report not withdrawn; it expires on its own");
+        }
+    }
+
+    async fn assess(&self) -> WriterReport {
+        let confined = assess(&self.clickhouse, &self.scratch, &self.events_database).await;
+        WriterReport {
             insert_only: confined.is_ok(),
             reason: confined.unwrap_or_else(|reason| reason),
-            sealing,
-        };
-        // Said once, and again when it changes.
-        if last != Some(report.insert_only) {
-            if report.insert_only {
-                tracing::info!(
-                    reason = report.reason,
-                    "this writer's ClickHouse users can only insert"
-                );
-            } else {
-                tracing::warn!(
-                    reason = report.reason,
-                    "this writer's ClickHouse users may delete: worm_retention is off"
-                );
-            }
-            last = Some(report.insert_only);
-        }
-        if let Err(error) = status::report_writer(bucket, &instance, &report).await {
-            tracing::warn!(%error, "cannot report whether this writer is insert-only");
+            sealing: self.sealing,
         }
     }
 }
