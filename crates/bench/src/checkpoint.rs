@@ -48,6 +48,7 @@ pub async fn under_open_loop(
         ingest::open_loop(target, rate, batch, duration, first_client, clients),
         latency(target, label, duration),
     );
+    println!("  active parts after: {:?}", target.active_parts().await?);
     Ok((open?, checkpoints?))
 }
 

@@ -68,6 +68,20 @@ impl Target {
         Ok(())
     }
 
+    /// Active data parts per table of the database, most first: ClickHouse slows inserts
+    /// down on purpose once a partition holds too many (`parts_to_delay_insert`).
+    pub async fn active_parts(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        Ok(self
+            .clickhouse
+            .query(
+                "SELECT table, count() AS parts FROM system.parts \
+                 WHERE active AND database = currentDatabase() \
+                 GROUP BY table ORDER BY parts DESC",
+            )
+            .fetch_all()
+            .await?)
+    }
+
     /// Waits until `events` holds `rows` rows; returns when it did.
     pub async fn wait_for_rows(&self, rows: u64, timeout: Duration) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + timeout;

@@ -43,12 +43,20 @@ impl Side {
 
     fn json(&self) -> Value {
         let cpu = |runs: &[f64]| (median(runs) * 100_000.0).round() / 100_000.0;
+        let runs = |values: &[f64]| {
+            values
+                .iter()
+                .map(|v| (v * 100_000.0).round() / 100_000.0)
+                .collect::<Vec<_>>()
+        };
         json!({"stored_eps": median(&self.stored).round(), "acked_eps": median(&self.acked).round(),
                "stored_eps_runs": self.stored.iter().map(|r| r.round()).collect::<Vec<_>>(),
                "writer_cpu_s_per_1k": cpu(&self.writer_cpu),
+               "writer_cpu_s_per_1k_runs": runs(&self.writer_cpu),
                "clickhouse_cpu_s_per_1k": cpu(&self.clickhouse_cpu),
+               "clickhouse_cpu_s_per_1k_runs": runs(&self.clickhouse_cpu),
                "services_cpu_s_per_1k": cpu(&self.services_cpu),
-               "services_cpu_s_per_1k_runs": self.services_cpu})
+               "services_cpu_s_per_1k_runs": runs(&self.services_cpu)})
     }
 }
 
@@ -117,6 +125,16 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
             )
             .await?;
             let cpu = mark.per_thousand(run.events);
+            // Parts piling up (merges falling behind) would slow every later run down.
+            let parts = target.active_parts().await?;
+            println!(
+                "    log {}: stored {:.0} ev/s, CPU/1k {:?}; active parts {parts:?}",
+                if log_on { "on" } else { "off" },
+                run.stored_per_second,
+                cpu.iter()
+                    .map(|(name, s)| format!("{name} {s:.4}"))
+                    .collect::<Vec<_>>(),
+            );
             if log_on { &mut on } else { &mut off }.add(&run, &cpu);
         }
     }

@@ -119,8 +119,7 @@ pub async fn consume(
             match pull(&context, shard, term, &consumer, &sink).await {
                 Pulled::Stopped => return,
                 Pulled::Rewind => {
-                    let rewind = FromShard::Rewind { shard, term };
-                    if sink.send(rewind).await.is_err() {
+                    if !forward(&sink, FromShard::Rewind { shard, term }, shard).await {
                         return;
                     }
                 }
@@ -151,6 +150,7 @@ async fn pull(
     let label = [("shard", shard.to_string())];
     let mut lag_read = Instant::now() - LAG_EVERY;
     let mut expected = 1;
+    let mut forwarded = 0u64;
     let mut stale_since: Option<Instant> = None;
     loop {
         // A writer that was paused past its lease must not pull from the new owner's
@@ -167,7 +167,7 @@ async fn pull(
         stale_since = None;
         if lag_read.elapsed() >= LAG_EVERY {
             lag_read = Instant::now();
-            record_lag(context, consumer, &label).await;
+            record_lag(context, consumer, &label, forwarded).await;
         }
         let pulled = tokio::time::timeout(
             NATS_CALL,
@@ -241,21 +241,53 @@ async fn pull(
                 term,
                 message,
             });
-            if sink.send(delivery).await.is_err() {
+            if !forward(sink, delivery, shard).await {
                 return Pulled::Stopped;
             }
+            forwarded += 1;
         }
     }
 }
 
-/// Exports how many messages of the shard wait to be delivered.
+/// Hands `item` to the writer loop; false once the loop is gone. The wait is unbounded —
+/// the loop may be busy storing a batch, which is backpressure working — but a wait past
+/// [`STALE_WARNING`] is said, again and again: a shard stuck here would stall silently.
+async fn forward(sink: &mpsc::Sender<FromShard>, item: FromShard, shard: u16) -> bool {
+    let started = Instant::now();
+    let mut sending = std::pin::pin!(sink.send(item));
+    loop {
+        match tokio::time::timeout(STALE_WARNING, &mut sending).await {
+            Ok(sent) => return sent.is_ok(),
+            Err(_) => tracing::warn!(
+                shard,
+                waited = ?started.elapsed(),
+                "the writer loop has not taken this shard's next message for a while"
+            ),
+        }
+    }
+}
+
+/// Exports how many messages of the shard wait to be delivered, and says at debug level
+/// what the consumer holds against what this task forwarded (what a stalled shard's
+/// diagnosis needs: is it pulling, and is the server delivering).
 async fn record_lag(
     context: &ShardContext,
     consumer: &jetstream::consumer::PullConsumer,
     label: &ShardLabel,
+    forwarded: u64,
 ) {
     let mut consumer = consumer.clone();
     if let Ok(Ok(info)) = tokio::time::timeout(NATS_CALL, consumer.info()).await {
+        tracing::debug!(
+            shard = %label[0].1,
+            pending = info.num_pending,
+            ack_pending = info.num_ack_pending,
+            waiting = info.num_waiting,
+            redelivered = info.num_redelivered,
+            delivered = info.delivered.consumer_sequence,
+            forwarded,
+            "shard consumer"
+        );
         let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
         context
             .metrics

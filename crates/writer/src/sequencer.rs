@@ -27,6 +27,9 @@ use prost::Message;
 /// dropped from memory (read back when the tenant writes again).
 const IDLE_HEAD: Duration = Duration::from_secs(600);
 
+/// Storing a round of checkpoints slower than this is logged.
+const SLOW_CHECKPOINT_STORE: Duration = Duration::from_millis(500);
+
 /// One tenant's log as its sequencer holds it.
 struct Head {
     /// The lease it was loaded under: valid only while that holding lasts.
@@ -314,8 +317,15 @@ pub async fn sign_due(sequencer: &Sequencer, clickhouse: &clickhouse::Client, li
     if due.is_empty() {
         return;
     }
+    let started = Instant::now();
     match tokio::time::timeout(limit, stored_log::save_checkpoints(clickhouse, &due)).await {
-        Ok(Ok(())) => sequencer.signed(&due),
+        Ok(Ok(())) => {
+            sequencer.signed(&due);
+            // A slow store delays every tenant's checkpoint: worth a line in the log.
+            if started.elapsed() > SLOW_CHECKPOINT_STORE {
+                tracing::info!(elapsed = ?started.elapsed(), tenants = due.len(), "checkpoints stored slowly");
+            }
+        }
         Ok(Err(error)) => tracing::warn!(%error, "checkpoints not stored; retrying"),
         Err(_) => tracing::warn!("checkpoints not stored in time; retrying"),
     }
