@@ -128,7 +128,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "r{}",
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() % 100_000_000
     );
-    let watched = procs::watched(&args.pids);
     let channel = Endpoint::from_shared(args.grpc.clone())?
         .tcp_nodelay(true)
         .connect()
@@ -192,6 +191,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         baselines::clickhouse_insert(&clickhouse_config, &run, &baseline_events).await?;
     drop(baseline_events);
 
+    // The audit log on and off first, while the stack is fresh: later phases leave
+    // gigabytes of parts whose background merges would land on one side or the other. It
+    // restarts the writer, so the processes' list is read again after it.
+    let log_cost = match args.restart_writer.as_str() {
+        "" => {
+            println!("  audit log on/off: skipped (no --restart-writer)");
+            Value::Null
+        }
+        command => {
+            let log_plan = logcost::Plan {
+                restart_writer: command,
+                pids: &args.pids,
+                events_per_run: plan.grpc_events / 2,
+                batch: args.batch,
+                concurrency: args.concurrency,
+                settle: Duration::from_secs(120),
+            };
+            logcost::compare(&target, &log_plan).await?
+        }
+    };
+    let watched = procs::watched(&args.pids);
     // End to end, closed loop: the maximum rate. Every phase starts with merges settled.
     let settle = Duration::from_secs(30);
     target.settle(settle).await?;
@@ -328,24 +348,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|w| (w.name.clone(), procs::peak_rss_mib(w.pid)))
         .collect();
-    // Last: it restarts the writer, whose peak memory is read just above.
-    let log_cost = match args.restart_writer.as_str() {
-        "" => {
-            println!("  audit log on/off: skipped (no --restart-writer)");
-            Value::Null
-        }
-        command => {
-            let log_plan = logcost::Plan {
-                restart_writer: command,
-                pids: &args.pids,
-                events_per_run: plan.grpc_events / 2,
-                batch: args.batch,
-                concurrency: args.concurrency,
-                settle,
-            };
-            logcost::compare(&target, &log_plan).await?
-        }
-    };
     let limit = raw_jetstream.min(raw_clickhouse);
 
     println!();

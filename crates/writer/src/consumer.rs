@@ -40,6 +40,9 @@ const LAG_EVERY: Duration = Duration::from_secs(10);
 const NATS_CALL: Duration = Duration::from_secs(10);
 /// How long a shard task waits for a fresh lease before saying so (and again after as long).
 pub const STALE_WARNING: Duration = Duration::from_secs(15);
+/// How long a shard task waits, with the consumer holding undelivered messages and every
+/// pull coming back empty, before it re-creates the consumer.
+const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// Pause before retrying after an error (NATS down, stream missing) or a stale lease.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -151,6 +154,7 @@ async fn pull(
     let mut lag_read = Instant::now() - LAG_EVERY;
     let mut expected = 1;
     let mut forwarded = 0u64;
+    let mut last_forward = Instant::now();
     let mut stale_since: Option<Instant> = None;
     loop {
         // A writer that was paused past its lease must not pull from the new owner's
@@ -167,7 +171,20 @@ async fn pull(
         stale_since = None;
         if lag_read.elapsed() >= LAG_EVERY {
             lag_read = Instant::now();
-            record_lag(context, consumer, &label, forwarded).await;
+            let pending = record_lag(context, consumer, &label, forwarded).await;
+            // The server holds undelivered messages, yet every pull for a while came back
+            // empty: whatever the cause (seen after NATS restarts, 1 chaos seed in ~100),
+            // waiting longer would stall the shard for good. A fresh consumer starts again at
+            // the first unstored message.
+            if pending.is_some_and(|pending| pending > 0) && last_forward.elapsed() >= STUCK_AFTER {
+                tracing::warn!(
+                    shard,
+                    pending,
+                    idle = ?last_forward.elapsed(),
+                    "the shard consumer holds messages but delivers none; taking the shard over again"
+                );
+                return Pulled::Rewind;
+            }
         }
         let pulled = tokio::time::timeout(
             NATS_CALL,
@@ -245,6 +262,7 @@ async fn pull(
                 return Pulled::Stopped;
             }
             forwarded += 1;
+            last_forward = Instant::now();
         }
     }
 }
@@ -269,32 +287,34 @@ async fn forward(sink: &mpsc::Sender<FromShard>, item: FromShard, shard: u16) ->
 
 /// Exports how many messages of the shard wait to be delivered, and says at debug level
 /// what the consumer holds against what this task forwarded (what a stalled shard's
-/// diagnosis needs: is it pulling, and is the server delivering).
+/// diagnosis needs: is it pulling, and is the server delivering). Returns that number,
+/// when NATS answered.
 async fn record_lag(
     context: &ShardContext,
     consumer: &jetstream::consumer::PullConsumer,
     label: &ShardLabel,
     forwarded: u64,
-) {
+) -> Option<u64> {
     let mut consumer = consumer.clone();
-    if let Ok(Ok(info)) = tokio::time::timeout(NATS_CALL, consumer.info()).await {
-        tracing::debug!(
-            shard = %label[0].1,
-            pending = info.num_pending,
-            ack_pending = info.num_ack_pending,
-            waiting = info.num_waiting,
-            redelivered = info.num_redelivered,
-            delivered = info.delivered.consumer_sequence,
-            forwarded,
-            "shard consumer"
-        );
-        let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
-        context
-            .metrics
-            .consumer_pending
-            .get_or_create(label)
-            .set(pending);
-    }
+    let Ok(Ok(info)) = tokio::time::timeout(NATS_CALL, consumer.info()).await else {
+        return None;
+    };
+    tracing::debug!(
+        shard = %label[0].1,
+        pending = info.num_pending,
+        ack_pending = info.num_ack_pending,
+        waiting = info.num_waiting,
+        redelivered = info.num_redelivered,
+        delivered = info.delivered.consumer_sequence,
+        forwarded,
+        "shard consumer"
+    );
+    context
+        .metrics
+        .consumer_pending
+        .get_or_create(label)
+        .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+    Some(info.num_pending)
 }
 
 /// Fences the previous owner's inserts and re-creates the shard's consumer, retrying until
