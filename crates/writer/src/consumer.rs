@@ -219,7 +219,7 @@ async fn pull(
             // lost by NATS: nobody listens on its subject) is never answered, and pulling the
             // same consumer again would never be either: the shard would stall for good. So
             // the task takes the shard over again, which re-creates the consumer.
-            let next = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await;
+            let next = next_delivery(consumer, &mut messages).await;
             let message = match next {
                 Ok(Some(Ok(message))) => message,
                 // The next message would pass the request's byte limit: this pull is done.
@@ -232,9 +232,10 @@ async fn pull(
                     return Pulled::Rewind;
                 }
                 Ok(None) => break,
-                Err(_) => {
+                Err(waited) => {
                     tracing::warn!(
                         shard,
+                        ?waited,
                         "pull request unanswered; taking the shard over again"
                     );
                     return Pulled::Rewind;
@@ -264,6 +265,35 @@ async fn pull(
             forwarded += 1;
             last_forward = Instant::now();
         }
+    }
+}
+
+/// The next delivery of a pull request, or Err with how long it waited in vain. The server
+/// answers a request within [`PULL_EXPIRES`] (a message, or a status ending it), so silence
+/// past three times that means the request is lost (a NATS restart) — or that a busy server
+/// is late (seen under load on 2 cores, where rewinding cost the shard's events seconds).
+/// Which one, the consumer says: while our request is still among its waiting ones, keep
+/// waiting, up to [`STUCK_AFTER`].
+async fn next_delivery<S, T>(
+    consumer: &jetstream::consumer::PullConsumer,
+    messages: &mut S,
+) -> Result<Option<T>, Duration>
+where
+    S: futures_util::Stream<Item = T> + Unpin,
+{
+    let started = Instant::now();
+    loop {
+        if let Ok(next) = tokio::time::timeout(PULL_EXPIRES * 3, messages.next()).await {
+            return Ok(next);
+        }
+        let mut consumer = consumer.clone();
+        let registered = tokio::time::timeout(NATS_CALL, consumer.info())
+            .await
+            .is_ok_and(|info| info.is_ok_and(|info| info.num_waiting > 0));
+        if !registered || started.elapsed() >= STUCK_AFTER {
+            return Err(started.elapsed());
+        }
+        tracing::debug!(waited = ?started.elapsed(), "pull request still waiting at the server");
     }
 }
 
