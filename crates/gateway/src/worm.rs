@@ -63,12 +63,12 @@ pub async fn watch(
                 }
             };
             let unsealed = writers.iter().any(|writer| !writer.sealing);
-            if worm.unsealed.swap(unsealed, Ordering::Relaxed) != unsealed {
-                tracing::warn!(
-                    unsealed,
-                    "a writer's audit log is off: audit_proofs is {}",
-                    !unsealed
-                );
+            match (worm.unsealed.swap(unsealed, Ordering::Relaxed), unsealed) {
+                (false, true) => {
+                    tracing::warn!("a running writer has the audit log off: audit_proofs is false");
+                }
+                (true, false) => tracing::info!("every running writer seals: audit_proofs is true"),
+                _ => {}
             }
             assess(&writers, &query).await
         };
