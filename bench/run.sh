@@ -34,4 +34,4 @@ target/release/chaukas-bench --profile "$PROFILE" --commit "$commit" \
   --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT" --http "127.0.0.1:$GATEWAY_HTTP_PORT" \
   --nats "nats://127.0.0.1:$NATS_PORT" --clickhouse "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT" \
   --pids "$RUN_DIR/pids" --results bench/results \
-  --restart-writer "bash $ROOT/deploy/local/stack.sh restart-writer"
+  --restart-writer "bash '$ROOT/deploy/local/stack.sh' restart-writer"
