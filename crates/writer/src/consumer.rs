@@ -232,14 +232,7 @@ async fn pull(
                     return Pulled::Rewind;
                 }
                 Ok(None) => break,
-                // Ended at the server without a status this client recognises (seen under
-                // load: requests filled by bytes). Pulling again is safe: a delivery that
-                // really went astray shows as a gap in the consumer sequence.
-                Err(Silence::Ended) => {
-                    tracing::debug!(shard, "pull request ended without a status; pulling again");
-                    break;
-                }
-                Err(Silence::Lost(waited)) => {
+                Err(waited) => {
                     tracing::warn!(
                         shard,
                         ?waited,
@@ -275,25 +268,16 @@ async fn pull(
     }
 }
 
-/// Why a pull request went silent.
-enum Silence {
-    /// The consumer answers and holds no request of ours: it ended the request.
-    Ended,
-    /// The consumer does not answer (gone, NATS away), or kept our request past
-    /// [`STUCK_AFTER`]; how long we waited.
-    Lost(Duration),
-}
-
-/// The next delivery of a pull request. The server answers a request within
-/// [`PULL_EXPIRES`] (a message, or a status ending it), so silence past three times that is
-/// looked into: the consumer says whether it still holds our request (a busy server is
-/// late: keep waiting, up to [`STUCK_AFTER`]), ended it without a status the client
-/// recognises (seen under load: requests filled by their byte limit; the client's own timer
-/// would end the stream only after `expires` + 5 s), or cannot be asked.
+/// The next delivery of a pull request, or Err with how long it waited in vain. The server
+/// answers a request within [`PULL_EXPIRES`] (a message, or a status ending it), so silence
+/// past three times that means the request is lost (a NATS restart) — or that a busy server
+/// is late (seen under load on 2 cores, where rewinding cost the shard's events seconds).
+/// Which one, the consumer says: while our request is still among its waiting ones, keep
+/// waiting, up to [`STUCK_AFTER`].
 async fn next_delivery<S, T>(
     consumer: &jetstream::consumer::PullConsumer,
     messages: &mut S,
-) -> Result<Option<T>, Silence>
+) -> Result<Option<T>, Duration>
 where
     S: futures_util::Stream<Item = T> + Unpin,
 {
@@ -303,13 +287,13 @@ where
             return Ok(next);
         }
         let mut consumer = consumer.clone();
-        match tokio::time::timeout(NATS_CALL, consumer.info()).await {
-            Ok(Ok(info)) if info.num_waiting == 0 => return Err(Silence::Ended),
-            Ok(Ok(_)) if started.elapsed() < STUCK_AFTER => {
-                tracing::debug!(waited = ?started.elapsed(), "pull request still waiting at the server");
-            }
-            _ => return Err(Silence::Lost(started.elapsed())),
+        let registered = tokio::time::timeout(NATS_CALL, consumer.info())
+            .await
+            .is_ok_and(|info| info.is_ok_and(|info| info.num_waiting > 0));
+        if !registered || started.elapsed() >= STUCK_AFTER {
+            return Err(started.elapsed());
         }
+        tracing::debug!(waited = ?started.elapsed(), "pull request still waiting at the server");
     }
 }
 
