@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::ingest::{self, ClosedLoop, Target, Transport};
 use crate::privacy::{abba, median};
 use crate::procs::{self, CpuMark};
+use crate::stats::{round3, round5};
 
 /// Runs of each side.
 const ROUNDS: u64 = 4;
@@ -42,13 +43,8 @@ impl Side {
     }
 
     fn json(&self) -> Value {
-        let cpu = |runs: &[f64]| (median(runs) * 100_000.0).round() / 100_000.0;
-        let runs = |values: &[f64]| {
-            values
-                .iter()
-                .map(|v| (v * 100_000.0).round() / 100_000.0)
-                .collect::<Vec<_>>()
-        };
+        let cpu = |runs: &[f64]| round5(median(runs));
+        let runs = |values: &[f64]| values.iter().copied().map(round5).collect::<Vec<_>>();
         json!({"stored_eps": median(&self.stored).round(), "acked_eps": median(&self.acked).round(),
                "stored_eps_runs": self.stored.iter().map(|r| r.round()).collect::<Vec<_>>(),
                "writer_cpu_s_per_1k": cpu(&self.writer_cpu),
@@ -140,7 +136,7 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
     }
     // The last round ends with the log off; the phases after this one need it on.
     restart_writer(plan.restart_writer, true).await?;
-    let ratio = |a: &[f64], b: &[f64]| (median(a) / median(b) * 1000.0).round() / 1000.0;
+    let ratio = |a: &[f64], b: &[f64]| round3(median(a) / median(b));
     let result = json!({
         "events_per_run": plan.events_per_run, "runs_each": ROUNDS,
         "log_off": off.json(), "log_on": on.json(),

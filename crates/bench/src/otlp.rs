@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use crate::ingest::{self, Target, Transport};
 use crate::privacy::median;
 use crate::procs::{CpuMark, Watched};
+use crate::stats::{round3, round5};
 use crate::workload::{Rng, tenant_of};
 
 /// Runs of each side (ABBA, BAAB).
@@ -112,14 +113,6 @@ pub async fn compare(
         result["gateway_cpu_ratio_per_event"],
     );
     Ok(result)
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
-}
-
-fn round5(value: f64) -> f64 {
-    (value * 100_000.0).round() / 100_000.0
 }
 
 /// Exports `plan.events_per_run / 2` spans as fast as the gateway answers, then waits until

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::ingest::{self, ClosedLoop, Target, Transport};
 use crate::procs::{CpuMark, Watched};
+use crate::stats::{round3, round5};
 
 /// Ten rules over fields the workload fills (and some it does not, as real policies have),
 /// plus all seven detectors.
@@ -52,7 +53,7 @@ impl Side {
 
     fn json(&self) -> Value {
         json!({"acked_eps": median(&self.acked).round(), "stored_eps": median(&self.stored).round(),
-               "gateway_cpu_s_per_1k": (median(&self.gateway_cpu) * 100_000.0).round() / 100_000.0,
+               "gateway_cpu_s_per_1k": round5(median(&self.gateway_cpu)),
                "gateway_cpu_s_per_1k_runs": self.gateway_cpu})
     }
 }
@@ -138,7 +139,7 @@ pub async fn compare(
     }
     let rate = median(&without.stored) / 2.0;
     let fixed = at_fixed_rate(target, &private, watched, plan, rate).await?;
-    let ratio = |a: &[f64], b: &[f64]| (median(a) / median(b) * 1000.0).round() / 1000.0;
+    let ratio = |a: &[f64], b: &[f64]| round3(median(a) / median(b));
     let result = json!({
         "events_per_run": plan.events_per_run, "runs_each": ROUNDS,
         "rules": policy.redaction.rules.len(), "detectors": policy.redaction.detectors.len(),
@@ -204,7 +205,7 @@ async fn at_fixed_rate(
                 .per_thousand(events)
                 .into_iter()
                 .find(|(name, _)| name == "gateway")
-                .map(|(_, seconds)| (seconds * 100_000.0).round() / 100_000.0);
+                .map(|(_, seconds)| round5(seconds));
             runs[usize::from(with_policy)].extend(gateway);
         }
     }

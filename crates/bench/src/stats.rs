@@ -45,3 +45,13 @@ impl Samples {
         })
     }
 }
+
+/// `value` to 3 decimals, as ratios are reported.
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// `value` to 5 decimals, as CPU seconds per 1k events are reported.
+pub fn round5(value: f64) -> f64 {
+    (value * 100_000.0).round() / 100_000.0
+}
