@@ -9,6 +9,7 @@ mod http;
 pub use chaukas_testkit::raw_grpc;
 pub use http::{HttpResponse, gzip, http_get, http_raw, http_request};
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,6 @@ use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServi
 use chaukas_store::ClickHouseConfig;
 use chaukas_testkit::TestDatabase;
 use chaukas_writer::WriterConfig;
-use prost::Message;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -272,25 +272,60 @@ impl Pipeline {
         as_sent(self.sealed_events().await)
     }
 
-    /// Every stored event as stored, log fields filled, ordered by event id.
+    /// Every stored event, its log fields filled from the row's columns and the log's
+    /// recorded entries as QueryEvents fills them, ordered by event id.
     pub async fn sealed_events(&self) -> Vec<Event> {
         #[derive(serde::Deserialize, clickhouse::Row)]
         struct Stored {
+            tenant_id: String,
+            leaf_index: u64,
+            #[serde(with = "serde_bytes")]
+            content_hash: Vec<u8>,
             #[serde(with = "serde_bytes")]
             payload: Vec<u8>,
         }
-        let rows: Vec<Stored> = self
-            .clickhouse_client()
-            .query("SELECT payload FROM events ORDER BY event_id")
+        #[derive(serde::Deserialize, clickhouse::Row)]
+        struct Entry {
+            tenant_id: String,
+            leaf_index: u64,
+            #[serde(with = "serde_bytes")]
+            content_hash: Vec<u8>,
+        }
+        let client = self.clickhouse_client();
+        let entries: Vec<Entry> = client
+            .query("SELECT tenant_id, leaf_index, content_hash FROM log_leaves")
             .fetch_all()
             .await
             .unwrap();
+        let mut logs: HashMap<String, BTreeMap<u64, chaukas_audit::Hash>> = HashMap::new();
+        for entry in entries {
+            let hash = entry.content_hash.as_slice().try_into().unwrap();
+            logs.entry(entry.tenant_id)
+                .or_default()
+                .insert(entry.leaf_index, hash);
+        }
+        let rows: Vec<Stored> = client
+            .query(
+                "SELECT tenant_id, leaf_index, content_hash, payload FROM events ORDER BY event_id",
+            )
+            .fetch_all()
+            .await
+            .unwrap();
+        let no_log = BTreeMap::new();
         rows.into_iter()
-            .map(|row| Event::decode(row.payload.as_slice()).unwrap())
+            .map(|row| {
+                let log = logs.get(&row.tenant_id).unwrap_or(&no_log);
+                chaukas_audit::content::with_log_fields(
+                    &row.payload,
+                    row.leaf_index,
+                    &row.content_hash,
+                    log,
+                )
+                .unwrap()
+            })
             .collect()
     }
 
-    /// Stops the gateway and writer gracefully and drops the database.
     pub async fn stop(mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());

@@ -6,6 +6,12 @@
 //! `SerializeToString(deterministic=True)` produces — with `hash_prev`, `content_hash` and
 //! `worm_proof_id` empty. `worm_proof_id` is the leaf index in decimal, `hash_prev` the
 //! previous leaf's content hash (empty for leaf 0).
+//!
+//! Rows store the canonical encoding (the bytes the hash covers) with the hash and leaf
+//! index as columns; the three fields are derived from those and filled in when an event is
+//! read. Keeping ~150 bytes of hex that no compression can shrink out of every row is most
+//! of what the log saves on storage and insert work (docs/audit.md). Rows stored before
+//! that carry the fields in their payload; readers accept both forms.
 
 use chaukas_proto::common::v1::Event;
 use prost::Message;
@@ -34,21 +40,64 @@ pub struct LogPlace {
 }
 
 /// Computes `event`'s content hash, fills its three log fields for `place`, and returns
-/// the hash and the event's stored encoding (with the fields filled).
+/// the hash and the event's encoding with the fields filled: the event as QueryEvents and
+/// export bundles present it (rows store the canonical encoding, without the fields).
 pub fn seal(event: &mut Event, place: LogPlace) -> (Hash, Vec<u8>) {
     take_log_fields(event);
     let hash: Hash = Sha256::digest(event.encode_to_vec()).into();
-    event.content_hash = to_hex(&hash);
-    event.hash_prev = place.previous.map(|h| to_hex(&h)).unwrap_or_default();
-    event.worm_proof_id = place.leaf_index.to_string();
+    fill_log_fields(event, place, &hash);
     (hash, event.encode_to_vec())
 }
 
-/// The canonical encoding of `event` without its log fields: the bytes its content hash
-/// covers.
-pub fn canonical_encoding(event: &Event) -> Vec<u8> {
-    if event.hash_prev.is_empty() && event.content_hash.is_empty() && event.worm_proof_id.is_empty()
+/// Fills `event`'s three log fields: `content_hash` from `hash`, `worm_proof_id` and
+/// `hash_prev` from `place`. Stored rows keep only the canonical encoding and the hash and
+/// leaf index as columns; readers put the fields back with this.
+pub fn fill_log_fields(event: &mut Event, place: LogPlace, hash: &Hash) {
+    event.content_hash = to_hex(hash);
+    event.hash_prev = place.previous.map(|h| to_hex(&h)).unwrap_or_default();
+    event.worm_proof_id = place.leaf_index.to_string();
+}
+
+/// Decodes a stored payload and fills its log fields from the row's `leaf_index` and
+/// `content_hash` columns and the previous leaf's recorded entry (looked up in
+/// `previous_entries` by index): the event as QueryEvents and export bundles present it.
+/// Payloads of the older form already carry the fields and are returned as stored; rows in
+/// no log (an empty hash column) are returned without fields.
+pub fn with_log_fields(
+    payload: &[u8],
+    leaf_index: u64,
+    content_hash: &[u8],
+    previous_entries: &std::collections::BTreeMap<u64, Hash>,
+) -> Result<Event, prost::DecodeError> {
+    let mut event = Event::decode(payload)?;
+    if let Ok(hash) = Hash::try_from(content_hash)
+        && !carries_log_fields(&event)
     {
+        let previous = leaf_index
+            .checked_sub(1)
+            .and_then(|index| previous_entries.get(&index).copied());
+        fill_log_fields(
+            &mut event,
+            LogPlace {
+                leaf_index,
+                previous,
+            },
+            &hash,
+        );
+    }
+    Ok(event)
+}
+
+/// Whether a stored payload is in the older sealed form, with the three log fields written
+/// into it (rows stored before the payload became the canonical encoding alone).
+pub fn carries_log_fields(event: &Event) -> bool {
+    !(event.hash_prev.is_empty() && event.content_hash.is_empty() && event.worm_proof_id.is_empty())
+}
+
+/// The canonical encoding of `event` without its log fields: the bytes its content hash
+/// covers, and what the writer stores as the row's payload.
+pub fn canonical_encoding(event: &Event) -> Vec<u8> {
+    if !carries_log_fields(event) {
         return event.encode_to_vec();
     }
     let mut cleared = event.clone();
@@ -56,48 +105,9 @@ pub fn canonical_encoding(event: &Event) -> Vec<u8> {
     cleared.encode_to_vec()
 }
 
-/// Field number of `worm_proof_id`, the last of the log fields (18, 19, 20).
-const LAST_LOG_FIELD: u64 = 20;
-
-/// [`seal`] on an event already in canonical form (from [`canonical_encoding`]): hashes the
-/// bytes and splices the three log fields in where field-number order puts them, without
-/// decoding the event. `None` if the bytes are not a well-formed top-level message.
-pub fn seal_canonical(canonical: &[u8], place: LogPlace) -> Option<(Hash, Vec<u8>)> {
-    let hash: Hash = Sha256::digest(canonical).into();
-    let split = first_field_after(canonical, LAST_LOG_FIELD)?;
-    let mut sealed = Vec::with_capacity(canonical.len() + 150);
-    sealed.extend_from_slice(&canonical[..split]);
-    if let Some(previous) = place.previous {
-        prost::encoding::string::encode(18, &to_hex(&previous), &mut sealed);
-    }
-    prost::encoding::string::encode(19, &to_hex(&hash), &mut sealed);
-    prost::encoding::string::encode(20, &place.leaf_index.to_string(), &mut sealed);
-    sealed.extend_from_slice(&canonical[split..]);
-    Some((hash, sealed))
-}
-
-/// Offset of the first top-level field numbered above `number` (the end if none).
-fn first_field_after(mut bytes: &[u8], number: u64) -> Option<usize> {
-    let total = bytes.len();
-    while !bytes.is_empty() {
-        let offset = total - bytes.len();
-        let key = prost::encoding::decode_varint(&mut bytes).ok()?;
-        if key >> 3 > number {
-            return Some(offset);
-        }
-        let skip = match key & 7 {
-            0 => {
-                prost::encoding::decode_varint(&mut bytes).ok()?;
-                0
-            }
-            1 => 8,
-            2 => usize::try_from(prost::encoding::decode_varint(&mut bytes).ok()?).ok()?,
-            5 => 4,
-            _ => return None,
-        };
-        bytes = bytes.get(skip..)?;
-    }
-    Some(total)
+/// The content hash of bytes already in canonical form (from [`canonical_encoding`]).
+pub fn hash_canonical(canonical: &[u8]) -> Hash {
+    Sha256::digest(canonical).into()
 }
 
 /// What a stored event says about itself, checked against its own content.
@@ -109,13 +119,17 @@ pub struct SealCheck {
     pub claimed: Option<Hash>,
     /// The `worm_proof_id` field, if it is a decimal index.
     pub leaf_index: Option<u64>,
-    /// The `hash_prev` field: `Some(None)` when empty, `Some(Some(h))` when a hash.
+    /// The `hash_prev` field of a payload that carries the log fields: `Some(None)` when
+    /// empty, `Some(Some(h))` when a hash; `None` for a canonical payload, which claims nothing.
     pub previous: Option<Option<Hash>>,
+    /// Whether the payload carries the log fields (the older stored form).
+    pub carries_log_fields: bool,
 }
 
 /// Decodes a stored payload and recomputes its content hash.
 pub fn check_sealed(payload: &[u8]) -> Result<SealCheck, prost::DecodeError> {
     let mut event = Event::decode(payload)?;
+    let carries_log_fields = carries_log_fields(&event);
     let (prev, claimed, leaf) = take_log_fields(&mut event);
     let recomputed = Sha256::digest(event.encode_to_vec()).into();
     Ok(SealCheck {
@@ -123,9 +137,11 @@ pub fn check_sealed(payload: &[u8]) -> Result<SealCheck, prost::DecodeError> {
         claimed: hash_from_hex(&claimed),
         leaf_index: leaf.parse().ok().filter(|_| !leaf.starts_with('+')),
         previous: match prev.as_str() {
+            _ if !carries_log_fields => None,
             "" => Some(None),
             hex => hash_from_hex(hex).map(Some),
         },
+        carries_log_fields,
     })
 }
 
@@ -179,54 +195,41 @@ mod tests {
     }
 
     #[test]
-    fn splicing_the_log_fields_gives_the_same_bytes_as_encoding_the_sealed_event() {
-        use chaukas_proto::common::v1::{ToolCall, event::Content};
-        let base = Event {
+    fn a_canonical_payload_hashes_to_the_content_hash_and_claims_no_place() {
+        let mut event = Event {
             event_id: "e1".into(),
             tenant_id: "t".into(),
-            agent_name: "a".into(),
-            is_final: true,
-            branch: "main".into(),
             tags: vec!["x".into(), "y".into()],
-            trace_id: "tr".into(),
-            content: Some(Content::ToolCall(ToolCall {
-                name: "search".into(),
-                ..ToolCall::default()
-            })),
             pii_categories: vec!["email".into()],
             ..Event::default()
         };
-        let bare = Event {
-            event_id: "only".into(),
-            ..Event::default()
-        };
-        for event in [base, bare] {
-            for place in [
-                LogPlace {
-                    leaf_index: 0,
-                    previous: None,
-                },
-                LogPlace {
-                    leaf_index: 123_456,
-                    previous: Some(crate::hash::leaf_hash(b"p")),
-                },
-            ] {
-                let canonical = canonical_encoding(&event);
-                let (hash, spliced) = seal_canonical(&canonical, place).unwrap();
-                let (expected_hash, expected) = seal(&mut event.clone(), place);
-                assert_eq!((hash, spliced), (expected_hash, expected));
-            }
-        }
-        assert_eq!(
-            seal_canonical(
-                &[0x0a, 0x05, 0x01],
-                LogPlace {
-                    leaf_index: 0,
-                    previous: None
-                }
-            ),
-            None
+        let (hash, sealed) = seal(
+            &mut event,
+            LogPlace {
+                leaf_index: 3,
+                previous: None,
+            },
         );
+        let canonical = canonical_encoding(&Event::decode(sealed.as_slice()).unwrap());
+        assert_eq!(hash_canonical(&canonical), hash);
+        let check = check_sealed(&canonical).unwrap();
+        assert_eq!(check.recomputed, hash);
+        assert!(!check.carries_log_fields);
+        assert_eq!(
+            (check.claimed, check.leaf_index, check.previous),
+            (None, None, None)
+        );
+        // Filling the fields back gives exactly the sealed form.
+        let mut filled = Event::decode(canonical.as_slice()).unwrap();
+        fill_log_fields(
+            &mut filled,
+            LogPlace {
+                leaf_index: 3,
+                previous: None,
+            },
+            &hash,
+        );
+        assert_eq!(filled.encode_to_vec(), sealed);
     }
 }
 
@@ -234,7 +237,7 @@ mod tests {
 mod timing {
     use super::*;
 
-    /// What sealing one ~900-byte event costs the writer (hash, splice, copy):
+    /// What sealing one ~900-byte event costs the writer (its hash):
     /// `cargo test --release -p chaukas-audit seal_cost -- --ignored --nocapture`.
     #[test]
     #[ignore = "a timing, not a check: run by hand"]
@@ -248,18 +251,8 @@ mod timing {
         let canonical = canonical_encoding(&event);
         let started = std::time::Instant::now();
         let n = 200_000u64;
-        let mut previous = None;
-        for leaf_index in 0..n {
-            let (hash, payload) = seal_canonical(
-                &canonical,
-                LogPlace {
-                    leaf_index,
-                    previous,
-                },
-            )
-            .unwrap();
-            std::hint::black_box(payload);
-            previous = Some(hash);
+        for _ in 0..n {
+            std::hint::black_box(hash_canonical(std::hint::black_box(&canonical)));
         }
         println!(
             "{:?} per seal",

@@ -31,14 +31,15 @@ pub enum Finding {
     Unsealed { event_id: String },
     /// The event's content no longer hashes to what was recorded: it was changed.
     ContentChanged { event_id: String, leaf: u64 },
-    /// The event's own log fields disagree with its row.
+    /// The event's leaf disagrees with its own log fields (older payloads) or with the
+    /// log's record of that leaf: moved to another place.
     FieldsDisagree { event_id: String, leaf: u64 },
     /// Two events claim one leaf.
     DuplicateLeaf { leaf: u64, event_ids: Vec<String> },
     /// No event holds this leaf of the checkpointed tree: deleted.
     MissingLeaf { leaf: u64 },
-    /// The event's `hash_prev` is not the previous leaf's content hash: reordered or
-    /// replaced around it.
+    /// The event's `hash_prev` (carried by older payloads only) is not the previous leaf's
+    /// content hash: reordered or replaced around it.
     ChainBroken { event_id: String, leaf: u64 },
     /// The stored leaves do not hash to the signed root: a leaf was replaced together with
     /// its recorded hashes (which one, only an older checkpoint or proof can tell).
@@ -64,7 +65,7 @@ impl std::fmt::Display for Finding {
             ),
             Self::FieldsDisagree { event_id, leaf } => write!(
                 f,
-                "event {event_id} (leaf {leaf}): its log fields disagree with its row"
+                "event {event_id} (leaf {leaf}): its log fields disagree with its row or with the log's record of that leaf"
             ),
             Self::DuplicateLeaf { leaf, event_ids } => write!(
                 f,
@@ -104,14 +105,16 @@ struct Leaf {
     pruned: bool,
 }
 
-/// Leaves whose events retention removed (`chaukas retention apply`, docs/privacy.md):
-/// below `below` a leaf may have no event; its entry, kept in `log_leaves`, still goes into
-/// the tree, so the signed root covers it as before.
+/// The log's own record of a tenant's leaves (`log_leaves`, filled by ClickHouse in the
+/// same insert as each event): every event is checked against the entry of the leaf it
+/// holds, which names the events of a reordering; below `pruned_below` a leaf may have no
+/// event, since retention removed it (`chaukas retention apply`, docs/privacy.md), and its
+/// recorded entry goes into the tree instead, so the signed root covers it as before.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pruned {
+pub struct LogRecord {
     /// Leaves below this index may have lost their event.
-    pub below: u64,
-    /// The recorded entries of those leaves, by index.
+    pub pruned_below: u64,
+    /// The recorded entries, by index (the first one where a leaf is recorded twice).
     pub entries: BTreeMap<u64, Hash>,
 }
 
@@ -132,9 +135,9 @@ pub struct Audit {
     pub findings: Vec<Finding>,
 }
 
-/// Checks `events` (any order) against `checkpoint`.
+/// Checks `events` (any order) against `checkpoint` alone.
 pub fn audit(events: Vec<StoredEvent>, checkpoint: &Checkpoint) -> Audit {
-    audit_pruned(events, checkpoint, &Pruned::default())
+    audit_with_record(events, checkpoint, &LogRecord::default())
 }
 
 /// The id of the event a retention run publishes for a prune below `below` (and the one
@@ -143,16 +146,19 @@ pub fn retention_event_id(below: u64) -> String {
     format!("chaukas-retention-{below}")
 }
 
-/// Checks `events` (any order) against `checkpoint`, taking the entries of leaves whose
-/// events retention removed from `pruned`.
-pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &Pruned) -> Audit {
+/// Checks `events` (any order) against `checkpoint` and the log's `record` of its leaves.
+pub fn audit_with_record(
+    events: Vec<StoredEvent>,
+    checkpoint: &Checkpoint,
+    record: &LogRecord,
+) -> Audit {
     let count = events.len();
     let mut findings = Vec::new();
-    if pruned.below > 0 {
-        let logged = retention_event_id(pruned.below);
+    if record.pruned_below > 0 {
+        let logged = retention_event_id(record.pruned_below);
         if !events.iter().any(|event| event.event_id == logged) {
             findings.push(Finding::UnloggedPrune {
-                below: pruned.below,
+                below: record.pruned_below,
             });
         }
     }
@@ -171,21 +177,27 @@ pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &
             continue;
         };
         let leaf = event.leaf_index;
-        if check.claimed != Some(check.recomputed) || event.content_hash != check.recomputed {
+        // The chain follows the recorded hash, so a changed event is blamed alone; the tree
+        // is built from the recomputed one, so a recorded hash rewritten with it still fails
+        // against the signed root.
+        let recorded = Hash::try_from(event.content_hash.as_slice()).unwrap_or(check.recomputed);
+        let claims_changed = check.carries_log_fields && check.claimed != Some(check.recomputed);
+        if claims_changed || event.content_hash != check.recomputed {
             findings.push(Finding::ContentChanged {
                 event_id: event.event_id.clone(),
                 leaf,
             });
-        } else if check.leaf_index != Some(leaf) {
+        } else if (check.carries_log_fields && check.leaf_index != Some(leaf))
+            || record
+                .entries
+                .get(&leaf)
+                .is_some_and(|entry| *entry != recorded)
+        {
             findings.push(Finding::FieldsDisagree {
                 event_id: event.event_id.clone(),
                 leaf,
             });
         }
-        // The chain follows the recorded hash, so a changed event is blamed alone; the tree
-        // is built from the recomputed one, so a recorded hash rewritten with it still fails
-        // against the signed root.
-        let recorded = Hash::try_from(event.content_hash.as_slice()).unwrap_or(check.recomputed);
         leaves.entry(leaf).or_default().push(Leaf {
             event_id: event.event_id,
             recomputed: check.recomputed,
@@ -195,7 +207,7 @@ pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &
         });
     }
     let mut pruned_count = 0;
-    for (&leaf, &entry) in pruned.entries.range(..pruned.below) {
+    for (&leaf, &entry) in record.entries.range(..record.pruned_below) {
         if let std::collections::btree_map::Entry::Vacant(slot) = leaves.entry(leaf) {
             pruned_count += 1;
             slot.insert(vec![Leaf {
@@ -223,7 +235,11 @@ pub fn audit_pruned(events: Vec<StoredEvent>, checkpoint: &Checkpoint, pruned: &
             });
         }
         let holder = &holders[0];
-        if !holder.pruned && holder.hash_prev != Some(previous) {
+        // Only payloads of the older form carry a `hash_prev` to check.
+        if !holder.pruned
+            && let Some(claimed) = holder.hash_prev
+            && claimed != previous
+        {
             findings.push(Finding::ChainBroken {
                 event_id: holder.event_id.clone(),
                 leaf: *leaf,

@@ -4,10 +4,37 @@ use chaukas_proto::common::v1::Event;
 use prost::Message;
 
 use super::*;
-use crate::content::{LogPlace, seal};
+use crate::content::{LogPlace, canonical_encoding, seal};
 
-/// A sealed log of `n` events and the checkpoint over all of them.
+/// A sealed log of `n` events as the writer stores it (canonical payloads) and the
+/// checkpoint over all of them.
 fn sealed_log(n: u64) -> (Vec<StoredEvent>, Checkpoint) {
+    let (mut events, checkpoint) = legacy_log(n);
+    for event in &mut events {
+        let decoded = Event::decode(event.payload.as_slice()).unwrap();
+        event.payload = canonical_encoding(&decoded);
+    }
+    (events, checkpoint)
+}
+
+/// What `log_leaves` records of `events`, as the materialized view fills it.
+fn record_of(events: &[StoredEvent]) -> LogRecord {
+    LogRecord {
+        pruned_below: 0,
+        entries: events
+            .iter()
+            .map(|event| {
+                (
+                    event.leaf_index,
+                    Hash::try_from(event.content_hash.as_slice()).unwrap(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A sealed log of `n` events in the older stored form, the log fields in each payload.
+fn legacy_log(n: u64) -> (Vec<StoredEvent>, Checkpoint) {
     let mut edge = TreeEdge::empty();
     let mut previous = None;
     let mut events = Vec::new();
@@ -112,8 +139,32 @@ fn a_forged_row_is_named_whatever_it_pretends() {
 }
 
 #[test]
-fn swapped_events_break_the_chain() {
+fn swapped_events_are_named_by_the_log_record() {
     let (mut events, checkpoint) = sealed_log(10);
+    let record = record_of(&events);
+    events[2].leaf_index = 5;
+    events[5].leaf_index = 2;
+    let findings = audit_with_record(events.clone(), &checkpoint, &record).findings;
+    for (event_id, leaf) in [("e2", 5), ("e5", 2)] {
+        assert!(
+            findings.contains(&Finding::FieldsDisagree {
+                event_id: event_id.into(),
+                leaf
+            }),
+            "{findings:?}"
+        );
+    }
+    assert!(findings.contains(&Finding::RootMismatch { size: 10 }));
+    // Against the checkpoint alone the swap is still caught, without names.
+    assert_eq!(
+        audit(events, &checkpoint).findings,
+        vec![Finding::RootMismatch { size: 10 }]
+    );
+}
+
+#[test]
+fn swapped_events_of_the_older_form_break_the_chain() {
+    let (mut events, checkpoint) = legacy_log(10);
     // Swap leaves 2 and 5, rows and fields alike.
     let (two, five) = (events[2].leaf_index, events[5].leaf_index);
     events[2].leaf_index = five;
@@ -148,7 +199,7 @@ fn a_rollback_and_a_rewrite_with_fresh_hashes_are_caught_by_the_checkpoint() {
 
     // A rewrite that recomputes the changed event's hash and fixes the next one's hash_prev:
     // each row is self-consistent, only the signed root disagrees.
-    let (mut events, checkpoint) = sealed_log(10);
+    let (mut events, checkpoint) = legacy_log(10);
     let mut event = Event::decode(events[4].payload.as_slice()).unwrap();
     event.agent_name = "rewritten".into();
     let previous = crate::hash::hash_from_hex(&event.hash_prev);
@@ -164,31 +215,45 @@ fn a_rollback_and_a_rewrite_with_fresh_hashes_are_caught_by_the_checkpoint() {
     edit(&mut events, 5, |e| e.hash_prev = to_hex(&hash));
     let findings = audit(events, &checkpoint).findings;
     assert_eq!(findings, vec![Finding::RootMismatch { size: 10 }]);
+
+    // The same rewrite of a canonical row: the log's record of the leaf names it, unless the
+    // record was rewritten too.
+    let (mut events, checkpoint) = sealed_log(10);
+    let record = record_of(&events);
+    edit(&mut events, 4, |e| e.agent_name = "rewritten".into());
+    events[4].content_hash = crate::content::hash_canonical(&events[4].payload).to_vec();
+    let findings = audit_with_record(events.clone(), &checkpoint, &record).findings;
+    assert_eq!(
+        findings,
+        vec![
+            Finding::FieldsDisagree {
+                event_id: "e4".into(),
+                leaf: 4
+            },
+            Finding::RootMismatch { size: 10 }
+        ]
+    );
+    let findings = audit_with_record(events.clone(), &checkpoint, &record_of(&events)).findings;
+    assert_eq!(findings, vec![Finding::RootMismatch { size: 10 }]);
 }
 
 /// The first `below` events removed by retention, their entries kept as `log_leaves` keeps
 /// them; the retention run's event renamed into the log at `run_at`.
-fn pruned_log(n: u64, below: u64, run_at: usize) -> (Vec<StoredEvent>, Checkpoint, Pruned) {
+fn pruned_log(n: u64, below: u64, run_at: usize) -> (Vec<StoredEvent>, Checkpoint, LogRecord) {
     let (mut events, checkpoint) = sealed_log(n);
     events[run_at].event_id = retention_event_id(below);
-    let entries = events
-        .iter()
-        .filter(|event| event.leaf_index < below)
-        .map(|event| {
-            (
-                event.leaf_index,
-                Hash::try_from(event.content_hash.as_slice()).unwrap(),
-            )
-        })
-        .collect();
+    let record = LogRecord {
+        pruned_below: below,
+        ..record_of(&events)
+    };
     events.retain(|event| event.leaf_index >= below);
-    (events, checkpoint, Pruned { below, entries })
+    (events, checkpoint, record)
 }
 
 #[test]
 fn pruned_leaves_are_checked_by_their_entries_and_counted() {
     let (events, checkpoint, pruned) = pruned_log(50, 20, 45);
-    let audit = audit_pruned(events.clone(), &checkpoint, &pruned);
+    let audit = audit_with_record(events.clone(), &checkpoint, &pruned);
     assert_eq!(audit.findings, vec![]);
     assert_eq!((audit.pruned, audit.checked), (20, 50));
     // Without the prune record the same store is a deletion.
@@ -200,7 +265,7 @@ fn pruned_leaves_are_checked_by_their_entries_and_counted() {
 fn a_lost_or_changed_pruned_entry_and_an_unlogged_prune_are_named() {
     let (events, checkpoint, mut pruned) = pruned_log(50, 20, 45);
     pruned.entries.remove(&3);
-    let audit = audit_pruned(events.clone(), &checkpoint, &pruned);
+    let audit = audit_with_record(events.clone(), &checkpoint, &pruned);
     assert!(
         audit.findings.contains(&Finding::MissingLeaf { leaf: 3 }),
         "{:?}",
@@ -209,7 +274,7 @@ fn a_lost_or_changed_pruned_entry_and_an_unlogged_prune_are_named() {
 
     let (events, checkpoint, mut pruned) = pruned_log(50, 20, 45);
     pruned.entries.insert(3, [7; 32]);
-    let audit = audit_pruned(events, &checkpoint, &pruned);
+    let audit = audit_with_record(events, &checkpoint, &pruned);
     assert!(
         audit.findings.contains(&Finding::RootMismatch { size: 50 }),
         "{:?}",
@@ -218,7 +283,7 @@ fn a_lost_or_changed_pruned_entry_and_an_unlogged_prune_are_named() {
 
     let (mut events, checkpoint, pruned) = pruned_log(50, 20, 45);
     events.retain(|event| event.event_id != retention_event_id(20));
-    let audit = audit_pruned(events, &checkpoint, &pruned);
+    let audit = audit_with_record(events, &checkpoint, &pruned);
     assert!(
         audit
             .findings

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use chaukas_audit::verify::{Finding, audit_pruned};
+use chaukas_audit::verify::{Finding, audit_with_record};
 use chaukas_audit::{Checkpoint, SignerKey, VerifierKey};
 use chaukas_store::ClickHouseConfig;
 use clap::Subcommand;
@@ -93,10 +93,10 @@ pub async fn verify(request: VerifyRequest, config: &VerifyConfig) -> anyhow::Re
         ),
     };
     let events = chaukas_store::log::sealed_events(&client, &request.tenant).await?;
-    let pruned = chaukas_store::retention::pruned(&client, &request.tenant).await?;
+    let record = chaukas_store::retention::log_record(&client, &request.tenant).await?;
     let mut findings: Vec<Finding> = Vec::new();
     if let Some(saved) = saved.filter(|saved| *saved != checkpoint) {
-        let against_saved = audit_pruned(events.clone(), &saved, &pruned);
+        let against_saved = audit_with_record(events.clone(), &saved, &record);
         findings.extend(against_saved.findings.into_iter().filter(|finding| {
             matches!(
                 finding,
@@ -110,7 +110,7 @@ pub async fn verify(request: VerifyRequest, config: &VerifyConfig) -> anyhow::Re
             });
         }
     }
-    let report = audit_pruned(events, &checkpoint, &pruned);
+    let report = audit_with_record(events, &checkpoint, &record);
     findings.extend(report.findings);
     println!(
         "tenant {}: {} events, {} leaves checked against the checkpoint of size {} (root {}), {} newer, {} pruned by retention",
@@ -162,6 +162,29 @@ pub async fn export(
         .filter(|e| e.leaf_index >= checkpoint.size)
         .count();
     events.retain(|event| event.leaf_index < checkpoint.size);
+    // Stored payloads are canonical: the bundle's events carry their log fields, as
+    // QueryEvents returns them.
+    let previous = chaukas_store::log::previous_entries(
+        &client,
+        tenant,
+        events.iter().map(|event| event.leaf_index),
+    )
+    .await?;
+    for event in &mut events {
+        let filled = chaukas_audit::content::with_log_fields(
+            &event.payload,
+            event.leaf_index,
+            &event.content_hash,
+            &previous,
+        )
+        .with_context(|| {
+            format!(
+                "event {}: the stored payload does not decode",
+                event.event_id
+            )
+        })?;
+        event.payload = prost::Message::encode_to_vec(&filled);
+    }
 
     // One fetch of every tile the proofs need.
     let mut recorder = NodeRecorder::default();

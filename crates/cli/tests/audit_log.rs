@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use chaukas_audit::hash::to_hex;
 use chaukas_audit::proof::{
     NodeRecorder, consistency_proof, inclusion_proof, tree_root, verify_consistency,
     verify_inclusion,
@@ -114,16 +115,52 @@ async fn stored_events_form_a_signed_log_whose_tiles_prove_inclusion_and_consist
     let proof = consistency_proof(&mut set, 120, 300).unwrap();
     verify_consistency(120, 300, &early.root, &latest.root, &proof).unwrap();
 
-    // Queries return the server's log fields.
-    let stored = pipeline.sealed_events().await;
-    let sealed = stored
-        .iter()
-        .find(|e| e.event_id == at_257.event_id && e.tenant_id == "acme")
-        .unwrap();
-    assert_eq!(sealed.worm_proof_id, "257");
-    assert_eq!(sealed.content_hash, chaukas_audit::hash::to_hex(&content));
-    assert_eq!(sealed.hash_prev.len(), 64);
+    // Rows store the canonical encoding, which hashes to the recorded content hash.
+    assert_eq!(
+        chaukas_audit::content::hash_canonical(&at_257.payload),
+        content
+    );
+    // QueryEvents fills the server's log fields from the columns and the previous leaf.
+    let at_256 = events.iter().find(|e| e.leaf_index == 256).unwrap();
+    let queried = query_one(&pipeline, "acme", &at_257.event_id).await;
+    assert_eq!(queried.worm_proof_id, "257");
+    assert_eq!(queried.content_hash, to_hex(&content));
+    assert_eq!(queried.hash_prev, to_hex(&at_256.content_hash));
+    let first = events.iter().find(|e| e.leaf_index == 0).unwrap();
+    let queried = query_one(&pipeline, "acme", &first.event_id).await;
+    assert_eq!(
+        (queried.worm_proof_id.as_str(), queried.hash_prev.as_str()),
+        ("0", "")
+    );
     pipeline.stop().await;
+}
+
+/// Event `event_id` of `tenant` as QueryEvents returns it.
+async fn query_one(pipeline: &Pipeline, tenant: &str, event_id: &str) -> Event {
+    use chaukas_proto::common::v1::{QueryFilter, QueryRequest};
+    let response = pipeline
+        .server_client()
+        .await
+        .query_events(chaukas_proto::server::v1::QueryEventsRequest {
+            query: Some(QueryRequest {
+                filter: Some(QueryFilter {
+                    tenant_id: tenant.into(),
+                    ..QueryFilter::default()
+                }),
+                page_size: 1000,
+                ..QueryRequest::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+    response
+        .events
+        .into_iter()
+        .find(|event| event.event_id == event_id)
+        .unwrap()
 }
 
 /// Runs `chaukas verify` for `tenant`; its exit status and output.

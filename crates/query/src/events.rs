@@ -8,7 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use chaukas_proto::common::v1::{Event, QueryFilter, QueryRequest, QueryResponse, SortOrder};
+use chaukas_audit::content::with_log_fields;
+use chaukas_proto::common::v1::{QueryFilter, QueryRequest, QueryResponse, SortOrder};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -136,11 +137,20 @@ pub async fn run(
         ),
         _ => String::new(),
     };
+    // Rows store the canonical payload; the log fields come from the hash and leaf columns
+    // and the previous leaves' recorded entries (one read for the page).
+    let sealed = payloads.iter().filter(|row| !row.content_hash.is_empty());
+    let previous = chaukas_store::log::previous_entries(
+        client,
+        &query.filter.tenant_id,
+        sealed.map(|row| row.leaf_index),
+    )
+    .await?;
     let events = payloads
         .iter()
         .zip(&page)
-        .map(|(payload, key)| {
-            Event::decode(payload.as_slice())
+        .map(|(row, key)| {
+            with_log_fields(&row.payload, row.leaf_index, &row.content_hash, &previous)
                 .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -148,6 +158,19 @@ pub async fn run(
         events,
         next_page_token,
     })
+}
+
+/// A page row's payload and the columns its log fields are filled from.
+#[derive(serde::Deserialize, clickhouse::Row)]
+struct StoredPayload {
+    project_id: String,
+    event_time_ns: i64,
+    event_id: String,
+    leaf_index: u64,
+    #[serde(with = "serde_bytes")]
+    content_hash: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
 }
 
 /// A row of a page, before its payload is read.
@@ -166,7 +189,7 @@ async fn payloads(
     query: &EventQuery,
     page: &[PageKey],
     max_bytes: usize,
-) -> Result<Vec<Vec<u8>>, QueryError> {
+) -> Result<Vec<StoredPayload>, QueryError> {
     let (Some(earliest), Some(latest)) = (
         page.iter().map(|key| key.event_time_ns).min(),
         page.iter().map(|key| key.event_time_ns).max(),
@@ -176,7 +199,8 @@ async fn payloads(
     let projects: BTreeSet<&String> = page.iter().map(|key| &key.project_id).collect();
     let ids: BTreeSet<&String> = page.iter().map(|key| &key.event_id).collect();
     let mut sql = Sql::new(
-        "SELECT project_id, event_time_ns, event_id, payload FROM events WHERE tenant_id = ",
+        "SELECT project_id, event_time_ns, event_id, leaf_index, content_hash, payload \
+         FROM events WHERE tenant_id = ",
     );
     let direction = if query.descending { "DESC" } else { "ASC" };
     sql.text(&query.filter.tenant_id)
@@ -191,16 +215,11 @@ async fn payloads(
         .push(&format!(
             ") ORDER BY event_time_ns {direction}, event_id {direction}"
         ));
-    #[derive(serde::Deserialize, clickhouse::Row)]
-    struct Payload {
-        project_id: String,
-        event_time_ns: i64,
-        event_id: String,
-        #[serde(with = "serde_bytes")]
-        payload: Vec<u8>,
-    }
     let store_error = |source| QueryError::store(sql.as_str(), source);
-    let mut rows = sql.query(client).fetch::<Payload>().map_err(store_error)?;
+    let mut rows = sql
+        .query(client)
+        .fetch::<StoredPayload>()
+        .map_err(store_error)?;
     let mut found = Vec::new();
     let mut bytes = 0usize;
     while let Some(row) = rows.next().await.map_err(store_error)? {
@@ -217,7 +236,7 @@ async fn payloads(
             return Ok(found);
         }
         bytes += row.payload.len();
-        found.push(row.payload);
+        found.push(row);
     }
     if let Some(missing) = page.get(found.len()) {
         return Err(QueryError::Corrupt(format!(

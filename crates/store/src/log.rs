@@ -55,6 +55,62 @@ pub async fn stored_size(
         .map_err(|source| StoreError::query(sql, source))
 }
 
+#[derive(Debug, Deserialize, clickhouse::Row)]
+struct EntryRow {
+    leaf_index: u64,
+    #[serde(with = "serde_bytes")]
+    content_hash: Vec<u8>,
+}
+
+/// The recorded entries (content hashes) of `tenant`'s leaves, of those at `indices` if
+/// given, else all of them; the first where a leaf is recorded twice, none where an entry is
+/// not a hash. Readers fill an event's `hash_prev` from its previous leaf's entry.
+pub async fn recorded_entries(
+    client: &clickhouse::Client,
+    tenant: &str,
+    indices: Option<&[u64]>,
+) -> Result<std::collections::BTreeMap<u64, Hash>, StoreError> {
+    let mut sql =
+        String::from("SELECT leaf_index, content_hash FROM log_leaves WHERE tenant_id = ?");
+    if let Some(indices) = indices {
+        if indices.is_empty() {
+            return Ok(Default::default());
+        }
+        let list: Vec<String> = indices.iter().map(u64::to_string).collect();
+        sql.push_str(&format!(" AND leaf_index IN ({})", list.join(",")));
+    }
+    sql.push_str(" ORDER BY leaf_index");
+    let rows: Vec<EntryRow> = client
+        .query(&sql)
+        .bind(tenant)
+        .fetch_all()
+        .await
+        .map_err(|source| StoreError::query(&sql, source))?;
+    let mut entries = std::collections::BTreeMap::new();
+    for row in rows {
+        if let Ok(hash) = Hash::try_from(row.content_hash.as_slice()) {
+            entries.entry(row.leaf_index).or_insert(hash);
+        }
+    }
+    Ok(entries)
+}
+
+/// The recorded entries of the leaves just before `leaves` (leaf 0 has none): what readers
+/// fill each event's `hash_prev` from.
+pub async fn previous_entries(
+    client: &clickhouse::Client,
+    tenant: &str,
+    leaves: impl IntoIterator<Item = u64>,
+) -> Result<std::collections::BTreeMap<u64, Hash>, StoreError> {
+    let mut previous: Vec<u64> = leaves
+        .into_iter()
+        .filter_map(|l| l.checked_sub(1))
+        .collect();
+    previous.sort_unstable();
+    previous.dedup();
+    recorded_entries(client, tenant, Some(&previous)).await
+}
+
 /// Leaves `start..end` of `tenant`'s log, each exactly once.
 pub async fn leaves(
     client: &clickhouse::Client,

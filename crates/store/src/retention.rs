@@ -103,41 +103,15 @@ pub async fn delete_below(
         .map_err(|source| StoreError::query(sql, source))
 }
 
-#[derive(Debug, Deserialize, clickhouse::Row)]
-struct EntryRow {
-    leaf_index: u64,
-    #[serde(with = "serde_bytes")]
-    content_hash: Vec<u8>,
-}
-
-/// What `chaukas verify` needs of `tenant`'s prunes: the highest `pruned_below` and the
-/// recorded entries of the leaves below it (read as they are: a damaged or missing entry is
-/// for the verifier to report, not for this read to refuse).
-pub async fn pruned(
+/// What `chaukas verify` checks `tenant`'s events against besides the checkpoint: the
+/// log's record of every leaf and the highest `pruned_below` (read as they are: a damaged
+/// or missing entry is for the verifier to report, not for this read to refuse).
+pub async fn log_record(
     client: &clickhouse::Client,
     tenant: &str,
-) -> Result<chaukas_audit::verify::Pruned, StoreError> {
-    let below = pruned_below(client, tenant).await?;
-    let mut result = chaukas_audit::verify::Pruned {
-        below,
-        entries: std::collections::BTreeMap::new(),
-    };
-    if below == 0 {
-        return Ok(result);
-    }
-    let sql = "SELECT leaf_index, content_hash FROM log_leaves \
-               WHERE tenant_id = ? AND leaf_index < ? ORDER BY leaf_index";
-    let rows: Vec<EntryRow> = client
-        .query(sql)
-        .bind(tenant)
-        .bind(below)
-        .fetch_all()
-        .await
-        .map_err(|source| StoreError::query(sql, source))?;
-    for row in rows {
-        if let Ok(hash) = chaukas_audit::Hash::try_from(row.content_hash.as_slice()) {
-            result.entries.entry(row.leaf_index).or_insert(hash);
-        }
-    }
-    Ok(result)
+) -> Result<chaukas_audit::verify::LogRecord, StoreError> {
+    Ok(chaukas_audit::verify::LogRecord {
+        pruned_below: pruned_below(client, tenant).await?,
+        entries: crate::log::recorded_entries(client, tenant, None).await?,
+    })
 }

@@ -90,7 +90,7 @@ impl EventRow {
             event_date: u16::try_from(days).expect("clamped to the u16 range"),
             search_text: search_text(event),
             // Canonical, without the log fields, whatever bytes the bus carried: the writer
-            // hashes and seals exactly this (chaukas_audit::content::seal_canonical).
+            // hashes and stores exactly this (chaukas_audit::content::hash_canonical).
             payload: chaukas_audit::content::canonical_encoding(event),
             leaf_index: 0,
             content_hash: Vec::new(),

@@ -2,11 +2,11 @@
 //! sequencer.
 //!
 //! Before a batch is staged, its rows are sealed: each gets the next leaf index of its
-//! tenant's log, its content hash and its log fields, in the order the rows will be stored
+//! tenant's log and its content hash, in the order the rows will be stored
 //! (partition by partition, see `scratch::move_stage`). The rows are retried in place with
 //! those same leaves until stored, so the leaves that reach `events` (and, through the
 //! materialized view, `log_leaves`) are always a prefix of what was assigned. A tenant's head
-//! — its tree's right edge and last content hash — advances only once the rows are stored,
+//! — its tree's right edge — advances only once the rows are stored,
 //! and is trusted only within the lease term it was loaded under: after any handover it is
 //! read back from ClickHouse, where the previous owner left the log.
 
@@ -14,14 +14,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chaukas_audit::content::{LogPlace, seal, seal_canonical};
+use chaukas_audit::content::hash_canonical;
 use chaukas_audit::note::sign_note;
 use chaukas_audit::tree::right_edge;
 use chaukas_audit::{Checkpoint, Hash, SignerKey, TileId, TreeEdge, leaf_hash};
-use chaukas_proto::common::v1::Event;
 use chaukas_store::log::{self as stored_log, CheckpointRow};
 use chaukas_store::{EventRow, StoreError};
-use prost::Message;
 
 /// A tenant's head whose checkpoint is signed and that nothing touched for this long is
 /// dropped from memory (read back when the tenant writes again).
@@ -36,8 +34,6 @@ struct Head {
     shard: u16,
     term: u64,
     edge: TreeEdge,
-    /// Content hash of the last leaf.
-    last: Option<Hash>,
     /// Tree size of the newest signed checkpoint.
     signed: u64,
     touched: Instant,
@@ -101,7 +97,7 @@ impl Sequencer {
                 .map(|head| head.touched = Instant::now())
                 .is_some();
             if !valid {
-                let (edge, last) = load(clickhouse, tenant).await?;
+                let edge = load(clickhouse, tenant).await?;
                 self.heads.lock().expect("heads lock").insert(
                     tenant.clone(),
                     Head {
@@ -109,41 +105,31 @@ impl Sequencer {
                         term,
                         signed: 0,
                         edge,
-                        last,
                         touched: Instant::now(),
                     },
                 );
             }
         }
         let heads = self.heads.lock().expect("heads lock");
-        let mut next: HashMap<&str, (u64, Option<Hash>)> = HashMap::new();
+        let mut next: HashMap<&str, u64> = HashMap::new();
         for row in rows.iter_mut() {
             let head = heads
                 .get(&row.tenant_id)
                 .expect("every tenant's head was loaded above");
-            let (leaf_index, previous) = next
+            let leaf_index = next
                 .get(row.tenant_id.as_str())
                 .copied()
-                .unwrap_or((head.edge.size(), head.last));
-            let place = LogPlace {
-                leaf_index,
-                previous,
-            };
-            // The row's payload is the event's canonical encoding (EventRow::new): hash it and
-            // splice the log fields in, without decoding it again.
-            let (hash, payload) = seal_canonical(&row.payload, place).unwrap_or_else(|| {
-                let mut event = Event::decode(row.payload.as_slice())
-                    .expect("the row's payload was decoded when the message arrived");
-                seal(&mut event, place)
-            });
-            row.payload = payload;
+                .unwrap_or(head.edge.size());
+            // The row's payload is the event's canonical encoding (EventRow::new) and is stored
+            // as it is: the log fields are derived from the hash and leaf columns when read.
+            let hash = hash_canonical(&row.payload);
             row.leaf_index = leaf_index;
             row.content_hash = hash.to_vec();
             let tenant = heads
                 .get_key_value(&row.tenant_id)
                 .map(|(tenant, _)| tenant.as_str())
                 .expect("present");
-            next.insert(tenant, (leaf_index + 1, Some(hash)));
+            next.insert(tenant, leaf_index + 1);
         }
         Ok(())
     }
@@ -183,7 +169,6 @@ impl Sequencer {
                     break;
                 }
                 tiles.extend(head.edge.append(leaf_hash(&hash)));
-                head.last = Some(hash);
                 head.touched = Instant::now();
             }
             if out_of_sequence {
@@ -262,11 +247,8 @@ impl Sequencer {
     }
 }
 
-/// Reads a tenant's head back: its size, the partial tiles of its right edge, its last leaf.
-async fn load(
-    clickhouse: &clickhouse::Client,
-    tenant: &str,
-) -> Result<(TreeEdge, Option<Hash>), StoreError> {
+/// Reads a tenant's head back: its size and the partial tiles of its right edge.
+async fn load(clickhouse: &clickhouse::Client, tenant: &str) -> Result<TreeEdge, StoreError> {
     let stored = stored_log::stored_size(clickhouse, tenant).await?;
     let size = stored.size;
     let top = usize::try_from(64 - size.leading_zeros())
@@ -282,14 +264,7 @@ async fn load(
             index: size,
         })
     })?;
-    let last = match size {
-        0 => None,
-        _ => stored_log::leaves(clickhouse, tenant, size - 1, size)
-            .await?
-            .first()
-            .map(|leaf| leaf.content_hash),
-    };
-    Ok((edge, last))
+    Ok(edge)
 }
 
 /// Signs and stores checkpoints as soon as stored rows grow a log, at most once per

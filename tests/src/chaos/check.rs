@@ -179,7 +179,11 @@ pub async fn logs_intact(
             ));
             continue;
         };
-        let audit = chaukas_audit::verify::audit(events, &checkpoint);
+        // Against the log's own record of its leaves too, as `chaukas verify` checks.
+        let record = chaukas_store::retention::log_record(client, &tenant)
+            .await
+            .expect("read the log's record");
+        let audit = chaukas_audit::verify::audit_with_record(events, &checkpoint, &record);
         for finding in audit.findings.iter().take(5) {
             violations.push(format!("tenant {tenant} log: {finding}"));
         }
