@@ -34,7 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Internal services: compiled apart, so the descriptor set above stays exactly the
     // public contract.
-    let internal = protox::compile(["chaukas/internal/v1/audit_log.proto"], [&proto_root])?;
+    let internal = protox::compile(
+        [
+            "chaukas/internal/v1/audit_log.proto",
+            "chaukas/internal/v1/sessions.proto",
+        ],
+        [&proto_root],
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

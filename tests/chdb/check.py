@@ -173,9 +173,68 @@ def confinement_queries():
     print("  the confinement check's queries ran")
 
 
+def sessions_queries(db):
+    """sessions/list.rs statement and sessions/detail.rs events_statement, on rows fed
+    through the 0006 views: one session whose tool call failed and then succeeded on retry
+    (complete) and one whose only action failed (failed)."""
+    rows = [
+        # (session, event, type, status, span, time s, unrecovered)
+        ("s1", "e1", 23, 4, "t1", 1, 0),
+        ("s1", "e2", 23, 3, "t1", 2, 0),
+        ("s1", "e3", 2, 3, "", 3, 0),
+        ("s2", "e4", 40, 4, "", 4, 1),
+        ("s2", "e5", 2, 3, "", 5, 0),
+    ]
+    values = ", ".join(
+        f"('t', 'p', '{sess}', '{ev}', {kind}, {status}, '{span}', {sec}000000000, "
+        f"toDate('2025-01-01'), {unrec}, 'agent')"
+        for sess, ev, kind, status, span, sec, unrec in rows)
+    run(db, "INSERT INTO events (tenant_id, project_id, session_id, event_id, event_type, "
+            "status, span_id, event_time_ns, event_date, unrecovered, agent_name) "
+            f"VALUES {values}", "session rows")
+    listed = run(db, """
+        SELECT session_id, project_id, start_ns, last_ns, ended_ns, events, agents,
+         model_calls, tool_calls, mcp_calls, errors, input_tokens, output_tokens, cost,
+         actions, failed FROM (SELECT session_id, project_id,
+         minMerge(first_ns) AS start_ns, maxMerge(last_ns) AS last_ns,
+         maxMerge(ended_ns) AS ended_ns, countMerge(events) AS events,
+         topKMerge(16)(agents) AS agents, sumMerge(model_calls) AS model_calls,
+         sumMerge(tool_calls) AS tool_calls, sumMerge(mcp_calls) AS mcp_calls,
+         sumMerge(errors) AS errors, sumMerge(input_tokens) AS input_tokens,
+         sumMerge(output_tokens) AS output_tokens, sumMerge(cost) AS cost
+         FROM session_summaries WHERE tenant_id = 't'
+         GROUP BY session_id, project_id) AS summaries ANY LEFT JOIN (SELECT session_id, project_id,
+         count() AS actions, sum(failed) AS failed FROM (SELECT session_id, project_id,
+         argMaxMerge(last_end_status) AS end_status, maxMerge(last_end_ns) AS end_ns,
+         maxMerge(unrecovered_ns) AS error_ns,
+         toUInt64((end_ns >= 0 AND end_status IN (4, 5)) OR error_ns > end_ns) AS failed
+         FROM session_actions WHERE tenant_id = 't'
+         GROUP BY session_id, project_id, action HAVING end_ns >= 0 OR error_ns >= 0)
+         GROUP BY session_id, project_id) AS outcomes USING (session_id, project_id) WHERE 1
+         AND (errors > 0 OR failed > 0)
+         AND multiIf(ended_ns = 0 AND last_ns < 0, 'abandoned', ended_ns = 0, 'in_progress',
+         failed = 0, 'complete', failed = actions, 'failed', 'partial') = 'failed'
+         ORDER BY start_ns DESC, session_id DESC, project_id DESC LIMIT 51""", "session list")
+    if listed is not None and [line.split("\t")[0] for line in listed.splitlines()] != ["s2"]:
+        FAILURES.append(f"the failed sessions should be just s2: {listed!r}")
+    events = run(db, """
+        SELECT event_id, event_type, status, span_id, parent_span_id, agent_name,
+         event_time_ns, leaf_index, content_hash, if(length(payload) <= 1048576, payload, '')
+         AS payload FROM events WHERE tenant_id = 't' AND session_id = 's1'
+         AND event_time_ns >= (SELECT minMerge(first_ns) FROM session_spans
+         WHERE tenant_id = 't' AND session_id = 's1')
+         AND event_time_ns <= (SELECT maxMerge(last_ns) FROM session_spans
+         WHERE tenant_id = 't' AND session_id = 's1')
+         ORDER BY event_time_ns, event_id LIMIT 50001""", "session events")
+    if events is not None and len(events.splitlines()) != 3:
+        FAILURES.append(f"session s1 has 3 events: {events!r}")
+    print("  the sessions list and detail statements ran")
+
+
 def main():
     db = migrations(sys.argv[1])
     write_path(db)
+    sessions_queries(db)
     write_once_settings()
     confinement_queries()
     if FAILURES:

@@ -97,3 +97,37 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).expect("writing to memory");
     encoder.finish().expect("writing to memory")
 }
+
+/// A new API key of `tenant` with `scopes`, stored where the pipeline's gateway watches.
+pub async fn create_key(
+    pipeline: &crate::Pipeline,
+    tenant: &str,
+    scopes: &[chaukas_auth::Scope],
+) -> String {
+    let client = async_nats::connect(&pipeline.nats.url).await.unwrap();
+    let keys = chaukas_auth::KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats)
+        .await
+        .unwrap();
+    keys.create("test".into(), tenant.into(), None, scopes.to_vec(), None)
+        .await
+        .unwrap()
+        .token
+}
+
+/// GET with API key `token` (none if empty); status and body. Retries 401 briefly (a new
+/// key reaches the gateway through its watch).
+pub async fn get_with_key(pipeline: &crate::Pipeline, token: &str, path: &str) -> (u16, Vec<u8>) {
+    let bearer = format!("Bearer {token}");
+    let headers: Vec<(&str, &str)> = match token {
+        "" => Vec::new(),
+        _ => vec![("Authorization", bearer.as_str())],
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, body) = http_raw(pipeline.http, "GET", path, &headers, &[]).await;
+        if status != 401 || token.is_empty() || std::time::Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -10,38 +10,17 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chaukas_audit::proof::{tree_root, verify_consistency};
 use chaukas_audit::tiles::{TileSet, tile_hashes};
 use chaukas_audit::{Checkpoint, Hash, TileId, TlogProof, VerifierKey, leaf_hash};
-use chaukas_auth::{KeyStore, Scope};
+use chaukas_auth::Scope;
 use chaukas_proto::common::v1::Event;
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{Pipeline, batch_request, http_raw};
+use chaukas_tests::{Pipeline, batch_request, create_key, get_with_key};
 
 async fn key(pipeline: &Pipeline, tenant: &str, scopes: &[Scope]) -> String {
-    let client = async_nats::connect(&pipeline.nats.url).await.unwrap();
-    let keys = KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats)
-        .await
-        .unwrap();
-    keys.create("log".into(), tenant.into(), None, scopes.to_vec(), None)
-        .await
-        .unwrap()
-        .token
+    create_key(pipeline, tenant, scopes).await
 }
 
-/// GET with `token`; status and body. Retries 401 briefly (a new key reaches the gateway
-/// through its watch).
 async fn get(pipeline: &Pipeline, token: &str, path: &str) -> (u16, Vec<u8>) {
-    let bearer = format!("Bearer {token}");
-    let headers: Vec<(&str, &str)> = match token {
-        "" => Vec::new(),
-        _ => vec![("Authorization", bearer.as_str())],
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (status, _, body) = http_raw(pipeline.http, "GET", path, &headers, &[]).await;
-        if status != 401 || token.is_empty() || Instant::now() > deadline {
-            return (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    get_with_key(pipeline, token, path).await
 }
 
 async fn ingest(pipeline: &Pipeline, token: &str, events: Vec<Event>) {

@@ -12,6 +12,7 @@
 //! | `Unauthenticated` | UNAUTHENTICATED | 401 | no |
 //! | `Forbidden` | PERMISSION_DENIED | 403 | no |
 //! | `NotFound` | NOT_FOUND | 404 | no |
+//! | `Conflict` | FAILED_PRECONDITION | 409 | no: be more specific (e.g. an ambiguous id prefix) |
 //! | `TooLarge` | RESOURCE_EXHAUSTED | 413 | no: send less |
 //! | `TooManyRequests` | RESOURCE_EXHAUSTED | 429 | after `Retry-After` |
 //! | `Unavailable` | UNAVAILABLE | 503 | after `Retry-After` |
@@ -46,6 +47,8 @@ pub enum ErrorKind {
     Forbidden,
     /// What was asked for does not exist.
     NotFound,
+    /// What was asked for matches more than one thing (an ambiguous id prefix).
+    Conflict,
     /// The request (or what it asks for) is larger than allowed; send less.
     TooLarge,
     /// This caller has too much in flight; retry after a moment.
@@ -69,11 +72,12 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl ErrorKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
+        Self::Conflict,
         Self::TooLarge,
         Self::TooManyRequests,
         Self::Unavailable,
@@ -92,6 +96,7 @@ impl ErrorKind {
             Self::Unauthenticated => Code::Unauthenticated,
             Self::Forbidden => Code::PermissionDenied,
             Self::NotFound => Code::NotFound,
+            Self::Conflict => Code::FailedPrecondition,
             Self::TooLarge | Self::TooManyRequests => Code::ResourceExhausted,
             Self::Unavailable => Code::Unavailable,
             Self::Timeout | Self::RequestTimeout => Code::DeadlineExceeded,
@@ -107,6 +112,7 @@ impl ErrorKind {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -134,6 +140,7 @@ impl ErrorKind {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
             Self::TooManyRequests => "too_many_requests",
             Self::Unavailable => "unavailable",
@@ -247,6 +254,7 @@ mod tests {
             ErrorKind::Unauthenticated,
             ErrorKind::Forbidden,
             ErrorKind::NotFound,
+            ErrorKind::Conflict,
             ErrorKind::TooLarge,
             ErrorKind::UnsupportedMediaType,
         ] {

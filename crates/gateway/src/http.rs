@@ -64,6 +64,8 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/capabilities", get(capabilities))
         .route("/v1/log/key", get(log_key))
         .route("/v1/log/{tenant}/{*resource}", get(log_resource))
+        .route("/v1/sessions", get(crate::http_sessions::list))
+        .route("/v1/sessions/{*path}", get(crate::http_sessions::one))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_budget))
         .with_state(state)
         .merge(health_routes)
@@ -130,7 +132,11 @@ impl From<IngestError> for HttpError {
 }
 
 /// Checks the caller's API key for `scope` before the body is even read.
-fn authorize(state: &HttpState, headers: &HeaderMap, scope: Scope) -> Result<Access, HttpError> {
+pub(crate) fn authorize(
+    state: &HttpState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<Access, HttpError> {
     Ok(state.service.guard.check(authorization(headers), scope)?)
 }
 

@@ -12,6 +12,7 @@ mod config;
 mod grpc;
 mod http;
 mod http_body;
+mod http_sessions;
 mod ingest;
 mod listener;
 mod metrics;

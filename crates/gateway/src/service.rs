@@ -12,7 +12,10 @@ use chaukas_common::errors::{ErrorKind, ServiceError};
 use chaukas_common::internal::TokenAttach;
 use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
 use chaukas_proto::internal::v1::audit_log_service_client::AuditLogServiceClient;
-use chaukas_proto::internal::v1::{LogResourceRequest, LogResourceResponse};
+use chaukas_proto::internal::v1::session_service_client::SessionServiceClient;
+use chaukas_proto::internal::v1::{
+    LogResourceRequest, LogResourceResponse, SessionResourceRequest, SessionResourceResponse,
+};
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -56,6 +59,7 @@ impl GatewayService {
 pub(crate) struct QueryForwarder {
     client: ChaukasServerServiceClient<InterceptedService<Channel, TokenAttach>>,
     log: AuditLogServiceClient<InterceptedService<Channel, TokenAttach>>,
+    sessions: SessionServiceClient<InterceptedService<Channel, TokenAttach>>,
 }
 
 impl QueryForwarder {
@@ -79,7 +83,9 @@ impl QueryForwarder {
                 TokenAttach::new(token),
             )
             .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
-            log: AuditLogServiceClient::with_interceptor(channel, TokenAttach::new(token))
+            log: AuditLogServiceClient::with_interceptor(channel.clone(), TokenAttach::new(token))
+                .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
+            sessions: SessionServiceClient::with_interceptor(channel, TokenAttach::new(token))
                 .max_decoding_message_size(MAX_QUERY_RESPONSE_BYTES),
         })
     }
@@ -133,6 +139,18 @@ impl QueryForwarder {
         self.log
             .clone()
             .get_log_resource(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(Self::relayed)
+    }
+
+    pub(crate) async fn session_resource(
+        &self,
+        request: SessionResourceRequest,
+    ) -> Result<SessionResourceResponse, Status> {
+        self.sessions
+            .clone()
+            .get_session_resource(request)
             .await
             .map(Response::into_inner)
             .map_err(Self::relayed)
@@ -234,6 +252,41 @@ impl GatewayService {
             .log_resource(LogResourceRequest {
                 tenant_id: tenant,
                 path,
+            })
+            .await
+    }
+}
+
+impl GatewayService {
+    /// The sessions API (docs/sessions.md): `path` is "" for the list, "<id>" or
+    /// "<id>/prov"; confined to the key's tenant (and project, for a project key).
+    pub(crate) async fn session_resource(
+        &self,
+        access: &Access,
+        path: String,
+        query: String,
+    ) -> Result<SessionResourceResponse, Status> {
+        // The key's tenant, or `?tenant=` (which a key's holder may give only as its own,
+        // and which dev mode needs).
+        let mut tenant = form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "tenant")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+        let mut project = String::new();
+        access
+            .confine(&mut tenant, &mut project)
+            .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
+        if tenant.is_empty() {
+            return Err(ErrorKind::BadRequest.status(
+                "tenant is required: without API keys (dev mode), pass ?tenant=<tenant id>",
+            ));
+        }
+        self.query
+            .session_resource(SessionResourceRequest {
+                tenant_id: tenant,
+                project_id: project,
+                path,
+                query,
             })
             .await
     }

@@ -17,6 +17,9 @@ pub enum QueryError {
     /// What was asked for does not exist (yet); the message says what.
     #[error("{0}")]
     NotFound(String),
+    /// The request matches more than one thing (an ambiguous session id prefix).
+    #[error("{0}")]
+    Ambiguous(String),
     /// ClickHouse failed, refused or is unreachable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +78,7 @@ impl errors::ServiceError for QueryError {
             Self::Invalid(_) => ErrorKind::BadRequest,
             Self::Busy(_) => ErrorKind::TooManyRequests,
             Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Ambiguous(_) => ErrorKind::Conflict,
             Self::Corrupt(_) => ErrorKind::Internal,
             Self::Store(_) => match self.clickhouse_code() {
                 Some(TIMEOUT_EXCEEDED) => ErrorKind::Timeout,
@@ -91,9 +95,13 @@ impl errors::ServiceError for QueryError {
     /// server's message go to the log only.
     fn public_message(&self) -> String {
         match (self, self.kind()) {
-            (Self::Invalid(message) | Self::Busy(message) | Self::NotFound(message), _) => {
-                message.clone()
-            }
+            (
+                Self::Invalid(message)
+                | Self::Busy(message)
+                | Self::NotFound(message)
+                | Self::Ambiguous(message),
+                _,
+            ) => message.clone(),
             (_, ErrorKind::Timeout) => errors::internal(
                 "the query ran past its time limit; narrow it (time range, session, type)",
                 self,

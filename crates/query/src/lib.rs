@@ -10,6 +10,7 @@ mod events;
 pub mod guardrails;
 mod metrics;
 pub mod page_token;
+pub mod sessions;
 mod sql;
 pub mod stats;
 
@@ -30,6 +31,7 @@ use chaukas_proto::client::v1::chaukas_client_service_server::{
 };
 use chaukas_proto::common::v1::{QueryRequest, QueryResponse};
 use chaukas_proto::internal::v1::audit_log_service_server::AuditLogServiceServer;
+use chaukas_proto::internal::v1::session_service_server::SessionServiceServer;
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_server::{
     ChaukasServerService, ChaukasServerServiceServer,
@@ -83,6 +85,9 @@ pub struct QuerySettings {
     pub max_execution_secs: u64,
     /// ClickHouse `max_memory_usage` of every read statement, in bytes.
     pub max_memory_bytes: u64,
+    /// A session without SESSION_END whose last event is older than this many seconds is
+    /// `abandoned` (docs/sessions.md); younger, it is `in_progress`.
+    pub session_idle_secs: u64,
 }
 
 impl Default for QuerySettings {
@@ -96,6 +101,7 @@ impl Default for QuerySettings {
             max_reads_per_tenant: 8,
             max_execution_secs: 20,
             max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            session_idle_secs: 1800,
         }
     }
 }
@@ -184,6 +190,12 @@ impl BoundQuery {
             self.log_verifiers.clone(),
             service.reads.clone(),
         );
+        let session_reader = sessions::SessionReader::new(
+            self.clickhouse.clone(),
+            service.reads.clone(),
+            service.tokens.clone(),
+            std::time::Duration::from_secs(self.settings.session_idle_secs),
+        );
         let check = chaukas_common::internal::TokenCheck::new(&self.settings.internal_token);
         if chaukas_common::internal::exposed_with_local_token(
             &self.settings.grpc_listen,
@@ -222,6 +234,7 @@ impl BoundQuery {
                 .add_service(ChaukasServerServiceServer::new(service.clone()))
                 .add_service(ChaukasClientServiceServer::new(service))
                 .add_service(AuditLogServiceServer::new(log_reader))
+                .add_service(SessionServiceServer::new(session_reader))
                 .serve_with_incoming_shutdown(
                     TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                     stop.clone().cancelled_owned(),

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/0005_retention.sql"),
     },
+    Migration {
+        version: 6,
+        name: "sessions",
+        sql: include_str!("../migrations/0006_sessions.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

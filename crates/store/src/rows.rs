@@ -1,6 +1,7 @@
 //! An accepted event as a row of the `events` table.
 
-use chaukas_proto::common::v1::Event;
+use chaukas_proto::common::v1::event::Content;
+use chaukas_proto::common::v1::{Event, EventType};
 use serde::Serialize;
 
 use crate::search::search_text;
@@ -49,7 +50,8 @@ pub struct EventRow {
     pub event_date: u16,
     /// Lower-cased human text for `text_query`.
     pub search_text: String,
-    /// The event's protobuf encoding; once sealed, canonical with its log fields filled.
+    /// The event's canonical protobuf encoding, without the log fields (the bytes its
+    /// content hash covers).
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
     /// Its leaf index in the tenant's log, once sealed.
@@ -58,12 +60,21 @@ pub struct EventRow {
     /// empty until then.
     #[serde(with = "serde_bytes")]
     pub content_hash: Vec<u8>,
+    /// Input (prompt) tokens the event reports, for the session summaries.
+    pub input_tokens: u64,
+    /// Output (completion) tokens the event reports.
+    pub output_tokens: u64,
+    /// `CostDetails.total_cost`, in the client's currency.
+    pub cost: f64,
+    /// 1 for an ERROR whose `ErrorInfo` says it is not recoverable.
+    pub unrecovered: u8,
 }
 
 impl EventRow {
     /// Builds the row of an event accepted at `ingest_time_ns`; its payload is the event's
     /// canonical encoding, re-made from the decoded event whatever bytes carried it.
     pub fn new(event: &Event, ingest_time_ns: i64) -> Self {
+        let usage = usage(event);
         let client_time = event.timestamp.as_ref().map(timestamp_nanos);
         let event_time_ns = client_time.unwrap_or(ingest_time_ns);
         let days = event_time_ns
@@ -94,8 +105,53 @@ impl EventRow {
             payload: chaukas_audit::content::canonical_encoding(event),
             leaf_index: 0,
             content_hash: Vec::new(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost: usage.cost,
+            unrecovered: u8::from(is_unrecovered_error(event)),
         }
     }
+}
+
+/// Tokens and cost an event reports: `CostDetails` when present, else the model
+/// invocation's own token counts. Negative or non-finite figures count as zero.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Usage {
+    input_tokens: u64,
+    output_tokens: u64,
+    cost: f64,
+}
+
+fn usage(event: &Event) -> Usage {
+    let count = |n: i32| u64::try_from(n).unwrap_or(0);
+    let llm = match &event.content {
+        Some(Content::LlmInvocation(llm)) => Some(llm),
+        _ => None,
+    };
+    let (input_tokens, output_tokens) = match (&event.cost, llm) {
+        (Some(cost), _) if cost.input_tokens > 0 || cost.output_tokens > 0 => {
+            (count(cost.input_tokens), count(cost.output_tokens))
+        }
+        (_, Some(llm)) => (count(llm.prompt_tokens), count(llm.completion_tokens)),
+        _ => (0, 0),
+    };
+    let cost = event
+        .cost
+        .as_ref()
+        .map(|cost| cost.total_cost)
+        .filter(|cost| cost.is_finite() && *cost > 0.0)
+        .unwrap_or(0.0);
+    Usage {
+        input_tokens,
+        output_tokens,
+        cost,
+    }
+}
+
+/// An ERROR that does not say it is recoverable (`ErrorInfo.recoverable`) is not.
+fn is_unrecovered_error(event: &Event) -> bool {
+    event.r#type == EventType::Error as i32
+        && !matches!(&event.content, Some(Content::Error(error)) if error.recoverable)
 }
 
 impl EventRow {
@@ -161,5 +217,45 @@ mod tests {
         assert_eq!(row.partition(), 202511);
         row.event_date = 11_016; // 2000-02-29
         assert_eq!(row.partition(), 200002);
+    }
+
+    #[test]
+    fn rows_carry_the_usage_and_whether_an_error_is_unrecovered() {
+        use chaukas_proto::common::v1::{CostDetails, ErrorInfo, LlmInvocation};
+        let mut event = Event {
+            event_id: "e".into(),
+            tenant_id: "t".into(),
+            content: Some(Content::LlmInvocation(LlmInvocation {
+                prompt_tokens: 10,
+                completion_tokens: -3,
+                ..LlmInvocation::default()
+            })),
+            ..Event::default()
+        };
+        let row = EventRow::new(&event, 1);
+        assert_eq!((row.input_tokens, row.output_tokens, row.cost), (10, 0, 0.0));
+        // CostDetails' own counts win; a cost that is not a finite positive number is none.
+        event.cost = Some(CostDetails {
+            input_tokens: 7,
+            output_tokens: 2,
+            total_cost: 0.5,
+            ..CostDetails::default()
+        });
+        let row = EventRow::new(&event, 1);
+        assert_eq!((row.input_tokens, row.output_tokens, row.cost), (7, 2, 0.5));
+        event.cost.as_mut().unwrap().total_cost = f64::NAN;
+        assert_eq!(EventRow::new(&event, 1).cost, 0.0);
+
+        event.r#type = EventType::Error as i32;
+        event.content = None;
+        assert_eq!(EventRow::new(&event, 1).unrecovered, 1);
+        event.content = Some(Content::Error(ErrorInfo {
+            recoverable: true,
+            ..ErrorInfo::default()
+        }));
+        assert_eq!(EventRow::new(&event, 1).unrecovered, 0);
+        event.r#type = EventType::ToolCallEnd as i32;
+        event.content = None;
+        assert_eq!(EventRow::new(&event, 1).unrecovered, 0);
     }
 }
