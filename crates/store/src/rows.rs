@@ -233,7 +233,10 @@ mod tests {
             ..Event::default()
         };
         let row = EventRow::new(&event, 1);
-        assert_eq!((row.input_tokens, row.output_tokens, row.cost), (10, 0, 0.0));
+        assert_eq!(
+            (row.input_tokens, row.output_tokens, row.cost),
+            (10, 0, 0.0)
+        );
         // CostDetails' own counts win; a cost that is not a finite positive number is none.
         event.cost = Some(CostDetails {
             input_tokens: 7,
