@@ -81,6 +81,32 @@ pub enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Follows a tenant's events as they are stored (the gateway's `GET /v1/tail`), one line
+    /// per event: time, agent, action, ✓/✗/~, detail. Reconnects after a drop without
+    /// losing or repeating an event. API key from `CHAUKAS_API_KEY`.
+    Tail {
+        /// The gateway's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The tenant (dev mode; with a key, the key's own).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only this agent (name or id).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only these event types (repeatable; e.g. TOOL_CALL_END, ERROR).
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Start after this leaf (an id the tail printed before) instead of from now.
+        #[arg(long)]
+        after: Option<u64>,
+    },
     /// Lists or replays the messages no writer could store (the dead-letter stream).
     DeadLetters {
         #[command(subcommand)]
@@ -148,6 +174,7 @@ impl Command {
             Self::Export { .. } => "chaukas-export",
             Self::Healthcheck { .. } => "chaukas-healthcheck",
             Self::Import { .. } => "chaukas-import",
+            Self::Tail { .. } => "chaukas-tail",
         }
     }
 }

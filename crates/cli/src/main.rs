@@ -7,6 +7,7 @@ mod healthcheck;
 mod keys;
 mod policy;
 mod retention;
+mod tail;
 
 use clap::Parser;
 
@@ -49,6 +50,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query => {
             let config: chaukas_query::QueryConfig = chaukas_common::config::load(config_file)?;
             chaukas_query::bind(&config).await?.serve(shutdown).await?;
+        }
+        Command::Tail {
+            url,
+            tenant,
+            project,
+            session,
+            agent,
+            types,
+            after,
+        } => {
+            let mut filters: Vec<(String, String)> = [
+                ("tenant", tenant),
+                ("project", project),
+                ("session", session),
+                ("agent", agent),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| (name.to_owned(), value)))
+            .collect();
+            filters.extend(types.into_iter().map(|kind| ("type".to_owned(), kind)));
+            tail::follow(tail::TailOptions {
+                url,
+                api_key: std::env::var("CHAUKAS_API_KEY").unwrap_or_default(),
+                filters,
+                after: after.map(|leaf| leaf.to_string()),
+            })
+            .await?;
         }
         Command::Healthcheck {
             http: Some(url), ..

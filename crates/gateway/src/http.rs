@@ -49,6 +49,9 @@ pub(crate) struct HttpState {
     pub(crate) read_limits: Arc<BodyLimits>,
     /// What every body is paid from.
     pub(crate) budget: BodyBudget,
+    /// Cancelled when the gateway stops: long-lived responses (the live tail) end then, so
+    /// the graceful drain does not wait on them.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
 }
 
 /// Ingestion routes merged with the health and metrics routes.
@@ -66,6 +69,7 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/log/{tenant}/{*resource}", get(log_resource))
         .route("/v1/sessions", get(crate::http_sessions::list))
         .route("/v1/sessions/{*path}", get(crate::http_sessions::one))
+        .route("/v1/tail", get(crate::http_tail::tail))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_budget))
         .with_state(state)
         .merge(health_routes)

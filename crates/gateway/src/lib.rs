@@ -13,6 +13,7 @@ mod grpc;
 mod http;
 mod http_body;
 mod http_sessions;
+mod http_tail;
 mod ingest;
 mod listener;
 mod metrics;
@@ -331,6 +332,7 @@ impl BoundGateway {
                     metrics: self.metrics.clone(),
                 }),
                 budget,
+                stop: stop.clone(),
             },
             health::routes(ready, self.registry.clone()),
         );

@@ -196,9 +196,23 @@ pub async fn serve_http(
     }
     stop.cancel();
     connections.close();
-    connections.wait().await;
+    // Responses in flight finish; a reader that stalls one (a live tail nobody reads) does
+    // not hold the shutdown past the drain time.
+    if tokio::time::timeout(HTTP_DRAIN, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "http connections still open after {} s of drain; closing",
+            HTTP_DRAIN.as_secs()
+        );
+    }
     Ok(())
 }
+
+/// How long a stopping gateway waits for HTTP responses in flight.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
 
 fn log_connection_end(result: Result<(), hyper::Error>) {
     if let Err(error) = result

@@ -15,6 +15,7 @@ use chaukas_proto::internal::v1::audit_log_service_client::AuditLogServiceClient
 use chaukas_proto::internal::v1::session_service_client::SessionServiceClient;
 use chaukas_proto::internal::v1::{
     LogResourceRequest, LogResourceResponse, SessionResourceRequest, SessionResourceResponse,
+    TailRequest, TailResponse,
 };
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
@@ -156,6 +157,15 @@ impl QueryForwarder {
             .map_err(Self::relayed)
     }
 
+    pub(crate) async fn tail(&self, request: TailRequest) -> Result<TailResponse, Status> {
+        self.sessions
+            .clone()
+            .tail(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(Self::relayed)
+    }
+
     pub(crate) async fn get_event_stats(
         &self,
         request: server::GetEventStatsRequest,
@@ -289,6 +299,25 @@ impl GatewayService {
                 query,
             })
             .await
+    }
+}
+
+impl GatewayService {
+    /// One page of the live tail (docs/sessions.md), confined like the sessions API.
+    pub(crate) async fn tail(
+        &self,
+        access: &Access,
+        mut request: TailRequest,
+    ) -> Result<TailResponse, Status> {
+        access
+            .confine(&mut request.tenant_id, &mut request.project_id)
+            .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
+        if request.tenant_id.is_empty() {
+            return Err(ErrorKind::BadRequest.status(
+                "tenant is required: without API keys (dev mode), pass ?tenant=<tenant id>",
+            ));
+        }
+        self.query.tail(request).await
     }
 }
 

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../migrations/0006_sessions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "tail",
+        sql: include_str!("../migrations/0007_tail.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

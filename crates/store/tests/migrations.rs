@@ -54,6 +54,8 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "stats_session_minute_mv",
             "stats_type_minute",
             "stats_type_minute_mv",
+            "tail_index",
+            "tail_index_mv",
             "trace_spans",
             "trace_spans_mv"
         ]

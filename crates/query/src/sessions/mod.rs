@@ -1,6 +1,7 @@
 //! The sessions API's read side (docs/sessions.md), for gateways to serve over HTTP:
 //! `GET /v1/sessions` (the list), `/v1/sessions/{id}` (one session, `{id}` may be a unique
-//! prefix) and `/v1/sessions/{id}/prov` (its W3C PROV-O graph as JSON-LD).
+//! prefix) and `/v1/sessions/{id}/prov` (its W3C PROV-O graph as JSON-LD); and the pages
+//! the gateway's live tail (`GET /v1/tail`) is made of.
 //!
 //! Every read is confined to the tenant (and project) the gateway forwards, and shares the
 //! tenant's read slots with its queries.
@@ -10,13 +11,16 @@ pub mod list;
 pub mod outcome;
 pub mod prov;
 pub mod state;
+pub mod tail;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chaukas_common::errors::ServiceError as _;
 use chaukas_proto::internal::v1::session_service_server::SessionService;
-use chaukas_proto::internal::v1::{SessionResourceRequest, SessionResourceResponse};
+use chaukas_proto::internal::v1::{
+    SessionResourceRequest, SessionResourceResponse, TailRequest, TailResponse,
+};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
@@ -189,6 +193,21 @@ impl SessionService for SessionReader {
         request: Request<SessionResourceRequest>,
     ) -> Result<Response<SessionResourceResponse>, Status> {
         self.resource(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| error.to_status())
+    }
+
+    async fn tail(&self, request: Request<TailRequest>) -> Result<Response<TailResponse>, Status> {
+        let request = request.into_inner();
+        if request.tenant_id.is_empty() {
+            return Err(QueryError::invalid("a tenant is required").to_status());
+        }
+        let _slot = self
+            .reads
+            .start(&request.tenant_id)
+            .map_err(|error| error.to_status())?;
+        tail::read(&self.clickhouse, &request)
             .await
             .map(Response::new)
             .map_err(|error| error.to_status())

@@ -1,0 +1,242 @@
+//! `GET /v1/tail` (docs/sessions.md): the tenant's events as they are stored, as
+//! Server-Sent Events. Each message's `id` is the event's leaf in the tenant's audit log;
+//! reconnecting with `Last-Event-ID` resumes after it without loss or repeats.
+//!
+//! A connection costs bounded memory whatever its reader does: a task pages the query
+//! service (at most one page ahead) into a buffer of [`BUFFER`] messages; a reader that
+//! leaves it full for [`SLOW_READER`] is sent an `error` message saying so, and the stream
+//! ends. Comments keep idle connections alive every [`HEARTBEAT`].
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chaukas_auth::Scope;
+use chaukas_common::errors::ErrorKind;
+use chaukas_proto::common::v1::{Event, EventType};
+use chaukas_proto::internal::v1::TailRequest;
+use futures_util::Stream;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::access::Access;
+use crate::http::{HttpError, HttpState, authorize};
+use crate::service::GatewayService;
+
+/// Messages buffered per connection.
+const BUFFER: usize = 64;
+/// A reader that takes no message for this long while the buffer is full is cut off.
+const SLOW_READER: Duration = Duration::from_secs(10);
+/// How often an idle tail asks for new events.
+const POLL: Duration = Duration::from_millis(200);
+/// Comment lines on an idle connection, so proxies keep it open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Leaves examined per page.
+const PAGE: u32 = 200;
+/// Open tails per gateway; more are refused with 429.
+const MAX_TAILS: usize = 256;
+
+static OPEN_TAILS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts an open tail for as long as its paging task runs.
+struct TailSlot;
+
+impl TailSlot {
+    fn take() -> Option<Self> {
+        OPEN_TAILS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < MAX_TAILS).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Self)
+    }
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        OPEN_TAILS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `GET /v1/tail?[tenant=][&project=][&session=][&agent=][&type=…]`.
+pub(crate) async fn tail(
+    State(state): State<HttpState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Query)?;
+    let mut request = parse(query.as_deref().unwrap_or_default())?;
+    request.from_leaf = resume_point(&headers)?;
+    let slot = TailSlot::take().ok_or_else(|| {
+        HttpError::new(
+            ErrorKind::TooManyRequests,
+            format!("this gateway already serves {MAX_TAILS} tails; retry later or elsewhere"),
+        )
+    })?;
+    // The first page answers now, so a refused tenant or filter is an HTTP error, not a
+    // message inside an open stream.
+    let service = state.service.clone();
+    let first = service.tail(&access, request.clone()).await?;
+    let (messages, received) = mpsc::channel(BUFFER);
+    let (cut, cut_reason) = oneshot::channel();
+    let stop = state.stop.clone();
+    tokio::spawn(async move {
+        let reason = tokio::select! {
+            reason = page_loop(service, access, request, first, &messages) => reason,
+            () = stop.cancelled() => Some(
+                "the gateway is shutting down; reconnect with Last-Event-ID to resume".into(),
+            ),
+        };
+        if let Some(reason) = reason {
+            let _ = cut.send(reason);
+        }
+        drop(slot);
+    });
+    Ok(Sse::new(stream(received, cut_reason))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .into_response())
+}
+
+/// The filters from the query string; unknown parameters are refused by name.
+fn parse(query: &str) -> Result<TailRequest, HttpError> {
+    let mut request = TailRequest {
+        limit: PAGE,
+        ..TailRequest::default()
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "tenant" => request.tenant_id = value,
+            "project" => request.project_id = value,
+            "session" => request.session_id = value,
+            "agent" => request.agent = value,
+            "type" => request.types.push(event_type(&value)?),
+            other => {
+                return Err(bad_request(format!(
+                    "unknown parameter {other:?}; the tail takes tenant, project, session, agent and type"
+                )));
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// An event type by name, with or without its `EVENT_TYPE_` prefix (`TOOL_CALL_START`).
+fn event_type(name: &str) -> Result<i32, HttpError> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("EVENT_TYPE_") {
+        upper
+    } else {
+        format!("EVENT_TYPE_{upper}")
+    };
+    EventType::from_str_name(&full)
+        .filter(|kind| *kind != EventType::Unspecified)
+        .map(|kind| kind as i32)
+        .ok_or_else(|| {
+            bad_request(format!(
+                "type {name:?} is not an event type (e.g. TOOL_CALL_START)"
+            ))
+        })
+}
+
+/// Where to start: after the leaf in `Last-Event-ID`, or from now.
+fn resume_point(headers: &HeaderMap) -> Result<i64, HttpError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(-1);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .filter(|leaf| (0..i64::MAX).contains(leaf))
+        .map(|leaf| leaf + 1)
+        .ok_or_else(|| {
+            bad_request("Last-Event-ID must be the id of a message this tail sent (a leaf index)")
+        })
+}
+
+fn bad_request(message: impl Into<String>) -> HttpError {
+    HttpError::new(ErrorKind::BadRequest, message.into())
+}
+
+/// Pages the query service into `messages` until the reader goes away (`None`), is too
+/// slow, or a page fails for good (`Some` reason, told to the reader).
+async fn page_loop(
+    service: GatewayService,
+    access: Access,
+    mut request: TailRequest,
+    mut page: chaukas_proto::internal::v1::TailResponse,
+    messages: &mpsc::Sender<SseEvent>,
+) -> Option<String> {
+    loop {
+        let idle = page.events.is_empty();
+        for tail_event in page.events {
+            let message = render(tail_event.leaf_index, &tail_event.event);
+            match messages.send_timeout(message, SLOW_READER).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    return Some(format!(
+                        "reader too slow: {BUFFER} messages unread for {} s; reconnect with Last-Event-ID to resume",
+                        SLOW_READER.as_secs()
+                    ));
+                }
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return None,
+            }
+        }
+        request.from_leaf = i64::try_from(page.next_leaf).unwrap_or(i64::MAX);
+        if idle {
+            tokio::time::sleep(POLL).await;
+            if messages.is_closed() {
+                return None;
+            }
+        }
+        page = loop {
+            match service.tail(&access, request.clone()).await {
+                Ok(page) => break page,
+                Err(status) => match ErrorKind::of_status(&status) {
+                    ErrorKind::Unavailable | ErrorKind::TooManyRequests | ErrorKind::Timeout => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if messages.is_closed() {
+                            return None;
+                        }
+                    }
+                    _ => return Some(status.message().to_owned()),
+                },
+            }
+        };
+    }
+}
+
+/// One SSE message: `id` the leaf, `data` the event in the OpenAPI JSON spelling.
+fn render(leaf_index: u64, encoded: &[u8]) -> SseEvent {
+    let json = Event::decode(encoded)
+        .ok()
+        .and_then(|event| chaukas_json::to_openapi(&event).ok())
+        .map(|value| value.to_string())
+        .unwrap_or_else(|| "{}".to_owned());
+    SseEvent::default().id(leaf_index.to_string()).data(json)
+}
+
+/// The messages, then (if the loop cut the connection) an `error` message saying why.
+fn stream(
+    received: mpsc::Receiver<SseEvent>,
+    cut_reason: oneshot::Receiver<String>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures_util::stream::unfold(
+        (received, Some(cut_reason)),
+        |(mut received, cut_reason)| async move {
+            if let Some(message) = received.recv().await {
+                return Some((Ok(message), (received, cut_reason)));
+            }
+            let reason = cut_reason?.await.ok()?;
+            Some((
+                Ok(SseEvent::default().event("error").data(reason)),
+                (received, None),
+            ))
+        },
+    )
+}

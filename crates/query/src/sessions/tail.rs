@@ -1,0 +1,217 @@
+//! The live tail's read side (`GET /v1/tail`, docs/sessions.md): the events stored after a
+//! leaf of the tenant's log, in leaf order, filtered.
+//!
+//! The cursor is the tenant's leaf index. Leaves are gapless and assigned in storage order
+//! (the writer is each tenant's only sequencer), and become visible as a prefix, so a read
+//! that stops at the first leaf not yet visible and resumes from it loses and repeats
+//! nothing. `tail_index` (migration 0007) turns a leaf range into the keys of `events`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chaukas_audit::content::with_log_fields;
+use chaukas_proto::internal::v1::{TailEvent, TailRequest, TailResponse};
+use prost::Message;
+
+use crate::QueryError;
+use crate::sql::Sql;
+
+/// Leaves examined per request at most.
+pub const MAX_LIMIT: u32 = 500;
+/// Payload bytes returned per request at most (the rest follows in the next request).
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, serde::Deserialize, clickhouse::Row)]
+struct IndexRow {
+    leaf_index: u64,
+    project_id: String,
+    event_time_ns: i64,
+    event_id: String,
+}
+
+#[derive(Debug, serde::Deserialize, clickhouse::Row)]
+struct StoredRow {
+    leaf_index: u64,
+    #[serde(with = "serde_bytes")]
+    content_hash: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+/// One page of the tail.
+pub async fn read(
+    client: &clickhouse::Client,
+    request: &TailRequest,
+) -> Result<TailResponse, QueryError> {
+    let tenant = request.tenant_id.as_str();
+    let from = match u64::try_from(request.from_leaf) {
+        Ok(leaf) => leaf,
+        Err(_) => chaukas_store::log::stored_size(client, tenant).await?.size,
+    };
+    let limit = request.limit.clamp(1, MAX_LIMIT);
+    let index = visible_prefix(client, tenant, from, limit).await?;
+    let Some(last) = index.last() else {
+        return Ok(TailResponse {
+            events: Vec::new(),
+            next_leaf: from,
+        });
+    };
+    let mut stored = stored_rows(client, tenant, &index).await?;
+    let previous =
+        chaukas_store::log::previous_entries(client, tenant, [index[0].leaf_index]).await?;
+    let mut previous_hash: BTreeMap<u64, chaukas_audit::Hash> = previous;
+    let mut events = Vec::new();
+    let mut bytes = 0usize;
+    let mut next_leaf = last.leaf_index + 1;
+    for key in &index {
+        let Some(row) = stored.remove(&key.leaf_index) else {
+            // Indexed but its event is gone (retention pruned it): nothing to show.
+            continue;
+        };
+        let event = with_log_fields(
+            &row.payload,
+            key.leaf_index,
+            &row.content_hash,
+            &previous_hash,
+        )
+        .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))?;
+        if let Ok(hash) = chaukas_audit::Hash::try_from(row.content_hash.as_slice()) {
+            previous_hash.insert(key.leaf_index, hash);
+        }
+        if !matches(&event, request) {
+            continue;
+        }
+        if !events.is_empty() && bytes + row.payload.len() > MAX_RESPONSE_BYTES {
+            next_leaf = key.leaf_index;
+            break;
+        }
+        bytes += row.payload.len();
+        events.push(TailEvent {
+            leaf_index: key.leaf_index,
+            event: event.encode_to_vec(),
+        });
+    }
+    Ok(TailResponse { events, next_leaf })
+}
+
+/// Whether `event` passes the request's filters (and its project, for a project key).
+fn matches(event: &chaukas_proto::common::v1::Event, request: &TailRequest) -> bool {
+    (request.project_id.is_empty() || event.project_id == request.project_id)
+        && (request.session_id.is_empty() || event.session_id == request.session_id)
+        && (request.agent.is_empty()
+            || event.agent_name == request.agent
+            || event.agent_id == request.agent)
+        && (request.types.is_empty() || request.types.contains(&event.r#type))
+}
+
+/// The index rows of leaves `from..` that are visible as a contiguous run from `from`, each
+/// once (a replayed insert can index a leaf twice).
+async fn visible_prefix(
+    client: &clickhouse::Client,
+    tenant: &str,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<IndexRow>, QueryError> {
+    let mut sql = Sql::new(
+        "SELECT leaf_index, project_id, event_time_ns, event_id FROM tail_index WHERE tenant_id = ",
+    );
+    sql.text(tenant)
+        .push(" AND leaf_index >= ")
+        .int(i64::try_from(from).unwrap_or(i64::MAX))
+        .push(" ORDER BY leaf_index LIMIT ")
+        .int(i64::from(limit) * 2);
+    let rows: Vec<IndexRow> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let mut prefix: Vec<IndexRow> = Vec::new();
+    for row in rows {
+        let expected = from + prefix.len() as u64;
+        if prefix
+            .last()
+            .is_some_and(|last| last.leaf_index == row.leaf_index)
+        {
+            continue;
+        }
+        if prefix.len() as u32 == limit {
+            break;
+        }
+        if row.leaf_index != expected {
+            // A later leaf is indexed but this one is not. Normally it is not stored yet
+            // (leaves appear as a prefix): wait for it. But if it is stored — a server that
+            // failed between writing `events` and its views — read its keys from `events`,
+            // so the tail does not stall on it forever.
+            match stored_but_unindexed(client, tenant, expected).await? {
+                Some(found) if expected + 1 == row.leaf_index => {
+                    prefix.push(found);
+                    if prefix.len() as u32 == limit {
+                        break;
+                    }
+                }
+                Some(found) => {
+                    prefix.push(found);
+                    break;
+                }
+                None => break,
+            }
+        }
+        prefix.push(row);
+    }
+    Ok(prefix)
+}
+
+/// The keys of leaf `leaf` read from `events` itself (a scan of the tenant: only for a leaf
+/// `tail_index` lacks while later ones are indexed).
+async fn stored_but_unindexed(
+    client: &clickhouse::Client,
+    tenant: &str,
+    leaf: u64,
+) -> Result<Option<IndexRow>, QueryError> {
+    let mut sql = Sql::new(
+        "SELECT leaf_index, project_id, event_time_ns, event_id FROM events WHERE tenant_id = ",
+    );
+    sql.text(tenant)
+        .push(" AND content_hash != '' AND leaf_index = ")
+        .int(i64::try_from(leaf).unwrap_or(i64::MAX))
+        .push(" LIMIT 1");
+    let rows: Vec<IndexRow> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    if let Some(row) = rows.first() {
+        tracing::warn!(tenant, leaf, event_id = %row.event_id, "a stored event is missing from tail_index; read from events");
+    }
+    Ok(rows.into_iter().next())
+}
+
+/// The stored rows of `index`, by leaf: one read bounded by the primary key of `events`
+/// (tenant, the projects, the time span, the ids).
+async fn stored_rows(
+    client: &clickhouse::Client,
+    tenant: &str,
+    index: &[IndexRow],
+) -> Result<BTreeMap<u64, StoredRow>, QueryError> {
+    let projects: BTreeSet<&String> = index.iter().map(|row| &row.project_id).collect();
+    let ids: BTreeSet<&String> = index.iter().map(|row| &row.event_id).collect();
+    let earliest = index.iter().map(|row| row.event_time_ns).min().unwrap_or(0);
+    let latest = index.iter().map(|row| row.event_time_ns).max().unwrap_or(0);
+    let mut sql =
+        Sql::new("SELECT leaf_index, content_hash, payload FROM events WHERE tenant_id = ");
+    sql.text(tenant)
+        .push(" AND project_id IN (")
+        .texts(projects)
+        .push(") AND event_time_ns >= ")
+        .int(earliest)
+        .push(" AND event_time_ns <= ")
+        .int(latest)
+        .push(" AND event_id IN (")
+        .texts(ids)
+        .push(")");
+    let rows: Vec<StoredRow> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    Ok(rows.into_iter().map(|row| (row.leaf_index, row)).collect())
+}
