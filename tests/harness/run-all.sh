@@ -6,7 +6,8 @@
 #   3. the deployment files (make lint-deploy: chart rendered and validated, compose checked)
 #   4. current ClickHouse in-process (chDB, PyPI): migrations, write path, write-once settings
 #   5. NATS + ClickHouse test servers (tests/harness/servers.sh)
-#   6. cargo test for the whole workspace, including the contract test
+#   6. cargo test for the whole workspace, including the contract test and the console in
+#      headless Chromium (its packages first: tests/browser/setup.sh)
 #   7. the interop test: published chaukas-sdk and chaukas-spec-* clients against the services
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,6 +35,9 @@ bash tests/deploy/run.sh
 
 step "current ClickHouse (chDB 26.9, in-process): migrations, write path, write-once settings"
 bash tests/chdb/run.sh "$TARGET/chdb"
+
+step "browser test: Debian's Chromium and playwright-core (tests/browser/setup.sh)"
+bash tests/browser/setup.sh
 
 step "test servers"
 trap 'bash tests/harness/servers.sh stop' EXIT

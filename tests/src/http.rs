@@ -131,3 +131,22 @@ pub async fn get_with_key(pipeline: &crate::Pipeline, token: &str, path: &str) -
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Sends `events` as one gRPC batch with API key `token`; asserts none was rejected.
+pub async fn ingest_with_key(
+    pipeline: &crate::Pipeline,
+    token: &str,
+    events: Vec<chaukas_proto::common::v1::Event>,
+) {
+    let mut client = pipeline.server_client().await;
+    let mut request = tonic::Request::new(crate::batch_request(events));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let response = client
+        .ingest_event_batch(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rejected_count, 0, "{response:?}");
+}

@@ -7,7 +7,9 @@ pub mod corpus;
 mod http;
 
 pub use chaukas_testkit::raw_grpc;
-pub use http::{HttpResponse, create_key, get_with_key, gzip, http_get, http_raw, http_request};
+pub use http::{
+    HttpResponse, create_key, get_with_key, gzip, http_get, http_raw, http_request, ingest_with_key,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use chaukas_audit::{Checkpoint, Hash, TileId, TlogProof, VerifierKey, leaf_hash}
 use chaukas_auth::Scope;
 use chaukas_proto::common::v1::Event;
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{Pipeline, batch_request, create_key, get_with_key};
+use chaukas_tests::{Pipeline, batch_request, create_key, get_with_key, ingest_with_key};
 
 async fn key(pipeline: &Pipeline, tenant: &str, scopes: &[Scope]) -> String {
     create_key(pipeline, tenant, scopes).await
@@ -24,17 +24,7 @@ async fn get(pipeline: &Pipeline, token: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 async fn ingest(pipeline: &Pipeline, token: &str, events: Vec<Event>) {
-    let mut client = pipeline.server_client().await;
-    let mut request = tonic::Request::new(batch_request(events));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let response = client
-        .ingest_event_batch(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(response.rejected_count, 0, "{response:?}");
+    ingest_with_key(pipeline, token, events).await;
 }
 
 fn tile(level: u8, index: u64, width: u16) -> TileId {

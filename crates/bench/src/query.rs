@@ -1,5 +1,6 @@
 //! Query latency: QueryEvents by session, by trace, by tenant and time (first and a deep
-//! page), with filters and text; GetEventStats for a day, a month and everything. Each is
+//! page), with filters and text; GetEventStats for a day, a month and everything; the
+//! sessions list (a first page, and filtered by outcome) and one session's detail. Each is
 //! repeated and reported as p50/p99.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,8 @@ const DEEP_PAGE: usize = 10;
 enum Request {
     Query(Box<QueryRequest>),
     Stats(server::GetEventStatsRequest),
+    /// A GET of the gateway's HTTP API (the sessions routes).
+    Get(String),
 }
 
 /// A named query.
@@ -155,12 +158,51 @@ pub async fn cases(
             name: "GetEventStats everything",
             request: stats(None),
         },
+        Case {
+            name: "sessions list, page 1",
+            request: Request::Get(format!("/v1/sessions?tenant={tenant}&page_size=50")),
+        },
+        Case {
+            name: "sessions list, outcome",
+            request: Request::Get(format!(
+                "/v1/sessions?tenant={tenant}&page_size=50&outcome=complete"
+            )),
+        },
+        Case {
+            name: "session detail",
+            request: Request::Get(format!(
+                "/v1/sessions/{}?tenant={tenant}",
+                workload::session_id(run, 0, session)
+            )),
+        },
     ])
+}
+
+/// GETs `path` from the gateway's HTTP port; the status and body.
+async fn get(http: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(http).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {http}\r\n\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP head from {path}"))?;
+    let status = String::from_utf8_lossy(&answer[..end])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, answer[end + 4..].to_vec()))
 }
 
 /// Runs `case` `runs` times (after one warm-up) and returns the latencies.
 pub async fn measure(
     grpc: &mut ChaukasServerServiceClient<Channel>,
+    http: std::net::SocketAddr,
     case: &Case,
     runs: usize,
 ) -> anyhow::Result<Samples> {
@@ -183,6 +225,16 @@ pub async fn measure(
                 let response = grpc.get_event_stats(request.clone()).await?.into_inner();
                 if response.total_events == 0 {
                     anyhow::bail!("{} counted no events", case.name);
+                }
+            }
+            Request::Get(path) => {
+                let (status, body) = get(http, path).await?;
+                if status != 200 || body.len() < 3 {
+                    anyhow::bail!(
+                        "{} answered {status}: {}",
+                        case.name,
+                        String::from_utf8_lossy(&body)
+                    );
                 }
             }
         }

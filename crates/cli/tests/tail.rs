@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chaukas_auth::Scope;
 use chaukas_proto::common::v1::{Event, EventStatus, EventType};
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{Pipeline, batch_request, create_key};
+use chaukas_tests::{Pipeline, create_key, ingest_with_key};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 
@@ -121,17 +121,7 @@ fn event(id: usize) -> Event {
 }
 
 async fn send(pipeline: &Pipeline, key: &str, ids: std::ops::Range<usize>) -> Instant {
-    let mut client = pipeline.server_client().await;
-    let mut request = tonic::Request::new(batch_request(ids.map(event).collect()));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    let response = client
-        .ingest_event_batch(request)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(response.rejected_count, 0, "{response:?}");
+    ingest_with_key(pipeline, key, ids.map(event).collect()).await;
     Instant::now()
 }
 

@@ -1,11 +1,16 @@
 //! The sessions API over HTTP (docs/sessions.md): `GET /v1/sessions`,
-//! `GET /v1/sessions/{id}` and `GET /v1/sessions/{id}/prov`, with the same API keys as the
+//! `GET /v1/sessions/{id}`, `/v1/sessions/{id}/prov` and `/v1/sessions/{id}/events/{event id}`
+//! (one event, rendered like a query's), with the same API keys as the
 //! query routes (`query` scope), confined to the key's tenant and forwarded to the query
 //! service, whose JSON body is returned as it is.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+
+use chaukas_common::errors::ErrorKind;
+use chaukas_proto::common::v1::Event;
+use prost::Message;
 
 use crate::http::{HttpError, HttpState, authorize};
 use chaukas_auth::Scope;
@@ -37,16 +42,32 @@ async fn answer(
 ) -> Result<Response, HttpError> {
     let access = authorize(state, headers, Scope::Query)?;
     let resource = state.service.session_resource(&access, path, query).await?;
-    let content_type = match resource.content_type.as_str() {
-        "application/ld+json" => "application/ld+json",
-        _ => "application/json",
+    let (content_type, body) = match resource.content_type.as_str() {
+        "application/ld+json" => ("application/ld+json", resource.body),
+        // One event (`/v1/sessions/{id}/events/{event id}`), rendered like a query's.
+        protobuf if protobuf.starts_with("application/x-protobuf") => {
+            let event = Event::decode(resource.body.as_slice()).map_err(|error| {
+                HttpError::new(
+                    ErrorKind::Internal,
+                    format!("the query service sent an undecodable event: {error}"),
+                )
+            })?;
+            let json = chaukas_json::to_openapi(&event).map_err(|error| {
+                HttpError::new(
+                    ErrorKind::Internal,
+                    format!("the event cannot be rendered: {error}"),
+                )
+            })?;
+            ("application/json", json.to_string().into_bytes())
+        }
+        _ => ("application/json", resource.body),
     };
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        resource.body,
+        body,
     )
         .into_response())
 }

@@ -14,6 +14,7 @@ mod http;
 mod http_body;
 mod http_sessions;
 mod http_tail;
+mod http_ui;
 mod ingest;
 mod listener;
 mod metrics;

@@ -181,6 +181,37 @@ struct PageKey {
     event_id: String,
 }
 
+/// `SELECT {columns} FROM events` of `tenant`'s rows with these (project, event time, event
+/// id) keys: bounded by the primary key (the tenant, the projects, the time span), then
+/// narrowed to the ids. `keys` must not be empty.
+pub(crate) fn keyed_read<'a>(
+    columns: &str,
+    tenant: &str,
+    keys: impl Iterator<Item = (&'a String, i64, &'a String)>,
+) -> Sql {
+    let mut projects: BTreeSet<&String> = BTreeSet::new();
+    let mut ids: BTreeSet<&String> = BTreeSet::new();
+    let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+    for (project, time_ns, id) in keys {
+        projects.insert(project);
+        ids.insert(id);
+        earliest = earliest.min(time_ns);
+        latest = latest.max(time_ns);
+    }
+    let mut sql = Sql::new(&format!("SELECT {columns} FROM events WHERE tenant_id = "));
+    sql.text(tenant)
+        .push(" AND project_id IN (")
+        .texts(projects)
+        .push(") AND event_time_ns >= ")
+        .int(earliest)
+        .push(" AND event_time_ns <= ")
+        .int(latest)
+        .push(" AND event_id IN (")
+        .texts(ids)
+        .push(")");
+    sql
+}
+
 /// The payloads of a page's first rows, in page order, until they reach `max_bytes` (at
 /// least one): one read bounded by the primary key (tenant, the page's projects, its time
 /// span), streamed in the page's order so reading stops as soon as the budget is spent.
@@ -190,31 +221,19 @@ async fn payloads(
     page: &[PageKey],
     max_bytes: usize,
 ) -> Result<Vec<StoredPayload>, QueryError> {
-    let (Some(earliest), Some(latest)) = (
-        page.iter().map(|key| key.event_time_ns).min(),
-        page.iter().map(|key| key.event_time_ns).max(),
-    ) else {
+    if page.is_empty() {
         return Ok(Vec::new());
-    };
-    let projects: BTreeSet<&String> = page.iter().map(|key| &key.project_id).collect();
-    let ids: BTreeSet<&String> = page.iter().map(|key| &key.event_id).collect();
-    let mut sql = Sql::new(
-        "SELECT project_id, event_time_ns, event_id, leaf_index, content_hash, payload \
-         FROM events WHERE tenant_id = ",
-    );
+    }
     let direction = if query.descending { "DESC" } else { "ASC" };
-    sql.text(&query.filter.tenant_id)
-        .push(" AND project_id IN (")
-        .texts(projects)
-        .push(") AND event_time_ns >= ")
-        .int(earliest)
-        .push(" AND event_time_ns <= ")
-        .int(latest)
-        .push(" AND event_id IN (")
-        .texts(ids)
-        .push(&format!(
-            ") ORDER BY event_time_ns {direction}, event_id {direction}"
-        ));
+    let mut sql = keyed_read(
+        "project_id, event_time_ns, event_id, leaf_index, content_hash, payload",
+        &query.filter.tenant_id,
+        page.iter()
+            .map(|key| (&key.project_id, key.event_time_ns, &key.event_id)),
+    );
+    sql.push(&format!(
+        " ORDER BY event_time_ns {direction}, event_id {direction}"
+    ));
     let store_error = |source| QueryError::store(sql.as_str(), source);
     let mut rows = sql
         .query(client)

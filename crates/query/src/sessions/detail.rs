@@ -7,17 +7,12 @@
 //! spans go unnamed; the console loads such payloads on demand), and decoding stops after
 //! [`PAYLOAD_BUDGET`] bytes in all.
 
-use std::collections::HashMap;
-
-use chaukas_proto::common::v1::event::Content;
-use chaukas_proto::common::v1::{Event, EventType};
-use prost::Message;
+use chaukas_proto::common::v1::Event;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::list::{self, SessionFilter, SessionRow, rfc3339};
+use super::list::{self, SessionFilter, SessionRow};
 use super::outcome::ActionState;
-use super::state::{StateChange, state_changes};
+use super::state::StateChange;
 use crate::QueryError;
 use crate::sql::Sql;
 
@@ -67,11 +62,11 @@ pub struct Span {
     pub start_event_id: String,
     pub end_event_id: String,
     #[serde(skip)]
-    start_ns: Option<i64>,
+    pub(super) start_ns: Option<i64>,
     #[serde(skip)]
-    end_ns: Option<i64>,
+    pub(super) end_ns: Option<i64>,
     #[serde(skip)]
-    action: ActionState,
+    pub(super) action: ActionState,
 }
 
 /// An AGENT_HANDOFF: work delegated from one agent to another.
@@ -165,21 +160,73 @@ fn escape_like(text: &str) -> String {
     out
 }
 
+/// Event `event_id` of `session` (already resolved), its log fields filled: what the
+/// console loads on demand when a span is opened.
+pub async fn one_event(
+    client: &clickhouse::Client,
+    tenant: &str,
+    project: &str,
+    session: &str,
+    event_id: &str,
+) -> Result<Event, QueryError> {
+    #[derive(serde::Deserialize, clickhouse::Row)]
+    struct Stored {
+        leaf_index: u64,
+        #[serde(with = "serde_bytes")]
+        content_hash: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    }
+    let filter = SessionFilter {
+        project_id: project.to_owned(),
+        session_id: session.to_owned(),
+        ..SessionFilter::default()
+    };
+    let mut sql =
+        Sql::new("SELECT leaf_index, content_hash, payload FROM events WHERE tenant_id = ");
+    sql.text(tenant).push(" AND session_id = ").text(session);
+    if !project.is_empty() {
+        sql.push(" AND project_id = ").text(project);
+    }
+    within_session_span(&mut sql, tenant, &filter);
+    sql.push(" AND event_id = ").text(event_id).push(" LIMIT 1");
+    let rows: Vec<Stored> = sql
+        .query(client)
+        .fetch_all()
+        .await
+        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let row = rows.into_iter().next().ok_or_else(|| {
+        QueryError::NotFound(format!("no event {event_id:?} in session {session:?}"))
+    })?;
+    let previous = if row.content_hash.is_empty() {
+        Default::default()
+    } else {
+        chaukas_store::log::previous_entries(client, tenant, [row.leaf_index]).await?
+    };
+    chaukas_audit::content::with_log_fields(
+        &row.payload,
+        row.leaf_index,
+        &row.content_hash,
+        &previous,
+    )
+    .map_err(|error| QueryError::Corrupt(format!("event {event_id:?}: {error}")))
+}
+
 /// A row of the session's events, its payload only when small enough to decode.
 #[derive(Debug, serde::Deserialize, clickhouse::Row)]
-struct EventRow {
-    event_id: String,
-    event_type: i32,
-    status: i32,
-    span_id: String,
-    parent_span_id: String,
-    agent_name: String,
-    event_time_ns: i64,
-    leaf_index: u64,
+pub(super) struct EventRow {
+    pub(super) event_id: String,
+    pub(super) event_type: i32,
+    pub(super) status: i32,
+    pub(super) span_id: String,
+    pub(super) parent_span_id: String,
+    pub(super) agent_name: String,
+    pub(super) event_time_ns: i64,
+    pub(super) leaf_index: u64,
     #[serde(with = "serde_bytes")]
-    content_hash: Vec<u8>,
+    pub(super) content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
-    payload: Vec<u8>,
+    pub(super) payload: Vec<u8>,
 }
 
 /// The whole detail of `session` (already resolved).
@@ -200,7 +247,7 @@ pub async fn read(
         .query(client)
         .fetch::<EventRow>()
         .map_err(|source| QueryError::store(sql.as_str(), source))?;
-    let mut builder = TreeBuilder::default();
+    let mut builder = super::tree::TreeBuilder::default();
     let mut read = 0u64;
     let mut truncated = false;
     while let Some(row) = cursor
@@ -234,6 +281,15 @@ fn events_statement(tenant: &str, filter: &SessionFilter) -> Sql {
     if !filter.project_id.is_empty() {
         sql.push(" AND project_id = ").text(&filter.project_id);
     }
+    within_session_span(&mut sql, tenant, filter);
+    sql.push(" ORDER BY event_time_ns, event_id LIMIT ")
+        .int(i64::try_from(MAX_EVENTS + 1).expect("small"));
+    sql
+}
+
+/// `AND event_time_ns` within the session's first and last event time (from
+/// `session_spans`), so reads are bounded by the session, not the tenant's history.
+fn within_session_span(sql: &mut Sql, tenant: &str, filter: &SessionFilter) {
     for (bound, merge) in [(">=", "minMerge(first_ns)"), ("<=", "maxMerge(last_ns)")] {
         sql.push(&format!(
             " AND event_time_ns {bound} (SELECT {merge} FROM session_spans WHERE tenant_id = "
@@ -243,206 +299,4 @@ fn events_statement(tenant: &str, filter: &SessionFilter) -> Sql {
         .text(&filter.session_id)
         .push(")");
     }
-    sql.push(" ORDER BY event_time_ns, event_id LIMIT ")
-        .int(i64::try_from(MAX_EVENTS + 1).expect("small"));
-    sql
-}
-
-/// Builds spans, event lines and state changes from the session's events in time order.
-#[derive(Default)]
-struct TreeBuilder {
-    spans: Vec<Span>,
-    by_span: HashMap<String, usize>,
-    events: Vec<EventLine>,
-    states: Vec<(String, String, i64, Value)>,
-    handoffs: Vec<Handoff>,
-    decoded_bytes: usize,
-}
-
-impl TreeBuilder {
-    fn add(&mut self, row: EventRow) {
-        let kind = EventType::try_from(row.event_type).unwrap_or(EventType::Unspecified);
-        let event = self.decode(&row.payload);
-        self.events.push(EventLine {
-            event_id: row.event_id.clone(),
-            r#type: short_name(kind.as_str_name(), "EVENT_TYPE_"),
-            time: rfc3339(row.event_time_ns),
-            status: status_name(row.status),
-            span_id: row.span_id.clone(),
-            agent: row.agent_name.clone(),
-            leaf_index: (!row.content_hash.is_empty()).then_some(row.leaf_index),
-        });
-        if kind == EventType::StateUpdate
-            && let Some(Content::StateUpdate(state)) =
-                event.as_ref().and_then(|e| e.content.clone())
-        {
-            self.states.push((
-                row.event_id.clone(),
-                row.agent_name.clone(),
-                row.event_time_ns,
-                super::state::struct_to_json(&state),
-            ));
-        }
-        if let Some(Content::AgentHandoff(handoff)) =
-            event.as_ref().and_then(|e| e.content.as_ref())
-        {
-            let name = |name: &str, id: &str| {
-                if name.is_empty() {
-                    id.to_owned()
-                } else {
-                    name.to_owned()
-                }
-            };
-            self.handoffs.push(Handoff {
-                event_id: row.event_id.clone(),
-                time: rfc3339(row.event_time_ns),
-                from_agent: name(&handoff.from_agent_name, &handoff.from_agent_id),
-                to_agent: name(&handoff.to_agent_name, &handoff.to_agent_id),
-                reason: handoff.reason.clone(),
-            });
-        }
-        let Some((span_kind, role)) = span_role(kind) else {
-            return;
-        };
-        let key = if row.span_id.is_empty() {
-            row.event_id.clone()
-        } else {
-            row.span_id.clone()
-        };
-        let index = *self.by_span.entry(key.clone()).or_insert_with(|| {
-            self.spans.push(Span {
-                span_id: key,
-                kind: span_kind,
-                ..Span::default()
-            });
-            self.spans.len() - 1
-        });
-        let span = &mut self.spans[index];
-        if span.kind == "error" {
-            // An error reported before its span's start or end: the span is what it reports on.
-            span.kind = span_kind;
-        }
-        if span.parent_span_id.is_empty() {
-            span.parent_span_id = row.parent_span_id.clone();
-        }
-        if span.agent.is_empty() {
-            span.agent = row.agent_name.clone();
-        }
-        if span.name.is_empty()
-            && (role != Role::Error || span.kind == "error")
-            && let Some(event) = &event
-        {
-            span.name = span_name(event);
-        }
-        match role {
-            Role::Start => {
-                span.start_ns.get_or_insert(row.event_time_ns);
-                if span.start_event_id.is_empty() {
-                    span.start_event_id = row.event_id;
-                }
-            }
-            Role::End => {
-                span.action
-                    .record(row.status, row.event_time_ns, true, false);
-                span.end_ns = Some(row.event_time_ns);
-                span.end_event_id = row.event_id;
-                span.status = status_name(row.status);
-            }
-            Role::Error => {
-                let unrecovered = !matches!(
-                    event.as_ref().and_then(|e| e.content.as_ref()),
-                    Some(Content::Error(error)) if error.recoverable
-                );
-                span.action
-                    .record(row.status, row.event_time_ns, false, unrecovered);
-            }
-        }
-    }
-
-    /// Decodes a payload within the request's budget; `None` when empty, over budget or
-    /// not decodable (the span then goes unnamed).
-    fn decode(&mut self, payload: &[u8]) -> Option<Event> {
-        if payload.is_empty() || self.decoded_bytes + payload.len() > PAYLOAD_BUDGET {
-            return None;
-        }
-        self.decoded_bytes += payload.len();
-        Event::decode(payload).ok()
-    }
-
-    fn finish(mut self, summary: SessionRow, truncated: bool) -> SessionDetail {
-        for span in &mut self.spans {
-            span.start = span.start_ns.map(rfc3339);
-            span.end = span.end_ns.map(rfc3339);
-            span.duration_ms = match (span.start_ns, span.end_ns) {
-                (Some(start), Some(end)) => Some((end - start).max(0) as f64 / 1e6),
-                _ => None,
-            };
-            span.failure = span.action.failure();
-        }
-        SessionDetail {
-            summary,
-            spans: self.spans,
-            events: self.events,
-            state_updates: state_changes(self.states),
-            handoffs: self.handoffs,
-            truncated,
-        }
-    }
-}
-
-/// Where an event type sits in a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Start,
-    End,
-    Error,
-}
-
-fn span_role(kind: EventType) -> Option<(&'static str, Role)> {
-    use EventType as T;
-    Some(match kind {
-        T::SessionStart => ("session", Role::Start),
-        T::SessionEnd => ("session", Role::End),
-        T::AgentStart => ("agent", Role::Start),
-        T::AgentEnd => ("agent", Role::End),
-        T::ModelInvocationStart => ("model", Role::Start),
-        T::ModelInvocationEnd => ("model", Role::End),
-        T::ToolCallStart => ("tool", Role::Start),
-        T::ToolCallEnd => ("tool", Role::End),
-        T::McpCallStart => ("mcp", Role::Start),
-        T::McpCallEnd => ("mcp", Role::End),
-        T::Error => ("error", Role::Error),
-        _ => return None,
-    })
-}
-
-/// What a span is called: the tool, the model, the MCP server and method, or the agent.
-fn span_name(event: &Event) -> String {
-    match &event.content {
-        Some(Content::ToolCall(call)) if !call.name.is_empty() => call.name.clone(),
-        Some(Content::LlmInvocation(llm)) if !llm.model.is_empty() => {
-            [llm.provider.as_str(), llm.model.as_str()]
-                .iter()
-                .filter(|part| !part.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join("/")
-        }
-        Some(Content::McpCall(call)) => format!("{} {}", call.server_name, call.method)
-            .trim()
-            .to_owned(),
-        Some(Content::Error(error)) => error.error_code.clone(),
-        _ => event.agent_name.clone(),
-    }
-}
-
-fn status_name(status: i32) -> String {
-    let name = chaukas_proto::common::v1::EventStatus::try_from(status)
-        .map(|s| s.as_str_name())
-        .unwrap_or("EVENT_STATUS_UNSPECIFIED");
-    short_name(name, "EVENT_STATUS_")
-}
-
-fn short_name(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_owned()
 }

@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod prov;
 pub mod state;
 pub mod tail;
+mod tree;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +31,15 @@ use crate::page_token::{Cursor, PageTokens};
 
 const JSON: &str = "application/json";
 const JSON_LD: &str = "application/ld+json";
+/// One event, encoded: the gateway renders it in the OpenAPI JSON spelling.
+pub const PROTOBUF_EVENT: &str = "application/x-protobuf; proto=chaukas.spec.common.v1.Event";
+
+/// What a path under `/v1/sessions/{id}` asks for.
+enum View<'a> {
+    Detail,
+    Prov,
+    Event(&'a str),
+}
 
 /// Serves session resources from ClickHouse.
 #[derive(Clone)]
@@ -82,16 +92,33 @@ impl SessionReader {
             let page = self.list(&request, now_ns, idle_ns).await?;
             return Ok(json_body(JSON, &page));
         }
-        let (id, prov) = match path.strip_suffix("/prov") {
-            Some(id) => (id, true),
-            None => (path, false),
+        let (id, view) = match (path.strip_suffix("/prov"), path.split_once("/events/")) {
+            (Some(id), _) => (id, View::Prov),
+            (None, Some((id, event_id))) => (id, View::Event(event_id)),
+            (None, None) => (path, View::Detail),
         };
-        if id.is_empty() || id.contains('/') {
+        let bad_event = matches!(view, View::Event(e) if e.is_empty() || e.contains('/'));
+        if id.is_empty() || id.contains('/') || bad_event {
             return Err(QueryError::NotFound(format!(
-                "no such resource {path:?}: use /v1/sessions, /v1/sessions/{{id}} or /v1/sessions/{{id}}/prov"
+                "no such resource {path:?}: use /v1/sessions, /v1/sessions/{{id}}, \
+                 /v1/sessions/{{id}}/prov or /v1/sessions/{{id}}/events/{{event id}}"
             )));
         }
         let session_id = detail::resolve(&self.clickhouse, tenant, &request.project_id, id).await?;
+        if let View::Event(event_id) = view {
+            let event = detail::one_event(
+                &self.clickhouse,
+                tenant,
+                &request.project_id,
+                &session_id,
+                event_id,
+            )
+            .await?;
+            return Ok(SessionResourceResponse {
+                content_type: PROTOBUF_EVENT.into(),
+                body: prost::Message::encode_to_vec(&event),
+            });
+        }
         let filter = list::SessionFilter {
             project_id: request.project_id.clone(),
             session_id,
@@ -99,7 +126,7 @@ impl SessionReader {
             ..list::SessionFilter::default()
         };
         let detail = detail::read(&self.clickhouse, tenant, &filter, now_ns, idle_ns).await?;
-        if prov {
+        if matches!(view, View::Prov) {
             return Ok(json_body(JSON_LD, &prov::graph(tenant, &detail)));
         }
         Ok(json_body(JSON, &detail))

@@ -6,7 +6,7 @@
 //! that stops at the first leaf not yet visible and resumes from it loses and repeats
 //! nothing. `tail_index` (migration 0007) turns a leaf range into the keys of `events`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chaukas_audit::content::with_log_fields;
 use chaukas_proto::internal::v1::{TailEvent, TailRequest, TailResponse};
@@ -192,22 +192,13 @@ async fn stored_rows(
     tenant: &str,
     index: &[IndexRow],
 ) -> Result<BTreeMap<u64, StoredRow>, QueryError> {
-    let projects: BTreeSet<&String> = index.iter().map(|row| &row.project_id).collect();
-    let ids: BTreeSet<&String> = index.iter().map(|row| &row.event_id).collect();
-    let earliest = index.iter().map(|row| row.event_time_ns).min().unwrap_or(0);
-    let latest = index.iter().map(|row| row.event_time_ns).max().unwrap_or(0);
-    let mut sql =
-        Sql::new("SELECT leaf_index, content_hash, payload FROM events WHERE tenant_id = ");
-    sql.text(tenant)
-        .push(" AND project_id IN (")
-        .texts(projects)
-        .push(") AND event_time_ns >= ")
-        .int(earliest)
-        .push(" AND event_time_ns <= ")
-        .int(latest)
-        .push(" AND event_id IN (")
-        .texts(ids)
-        .push(")");
+    let sql = crate::events::keyed_read(
+        "leaf_index, content_hash, payload",
+        tenant,
+        index
+            .iter()
+            .map(|row| (&row.project_id, row.event_time_ns, &row.event_id)),
+    );
     let rows: Vec<StoredRow> = sql
         .query(client)
         .fetch_all()

@@ -1,0 +1,92 @@
+// Drives the console in Debian's headless Chromium with playwright-core (never a browser of
+// its own): sign in, the sessions list, a session's waterfall, an event's chat transcript,
+// its inclusion proof verified in the browser, the stats page, and a new event appearing in
+// the live tail; a 10,000-span session's first paint is timed. Screenshots of each page go
+// to the directory given. Usage: node console.mjs BASE_URL API_KEY SESSION BIG_SESSION DIR
+import { chromium } from "playwright-core";
+
+const [base, key, session, bigSession, shots] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const step = (name) => console.error(`console test: ${name}`);
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+try {
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(String(error)));
+  page.on("console", (message) => message.type() === "error" && problems.push(message.text()));
+  // Nothing may load from anywhere but the gateway.
+  page.on("request", (request) => {
+    if (!request.url().startsWith(base)) problems.push(`request outside the gateway: ${request.url()}`);
+  });
+
+  step("sign in");
+  await page.goto(`${base}/ui/`);
+  await page.fill("input[name=key]", key);
+  await page.click("button[type=submit]");
+  await page.waitForSelector(`tr[data-session="${session}"]`);
+  await page.screenshot({ path: `${shots}/sessions.png`, fullPage: true });
+
+  step("keyboard: a row, then Enter, opens the session");
+  await page.focus(`tr[data-session="${session}"]`);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".trace .row");
+  const rows = await page.locator(".trace .row").count();
+  if (rows < 3) throw new Error(`the waterfall shows ${rows} spans`);
+  await page.screenshot({ path: `${shots}/session.png`, fullPage: true });
+
+  step("an event as a chat transcript, and its inclusion proof");
+  await page.locator(".trace .row", { hasText: "gpt-4o" }).click();
+  await page.waitForSelector(".chat .msg.user");
+  const transcript = await page.locator(".chat").first().innerText();
+  if (!transcript.includes("What is the refund policy?")) throw new Error(`transcript: ${transcript}`);
+  await page.locator("button", { hasText: "Verify inclusion" }).first().click();
+  await page.waitForSelector("span.ok", { timeout: 15000 });
+  const verdict = await page.locator("span.ok").first().innerText();
+  if (!verdict.startsWith("✓ included")) throw new Error(`inclusion: ${verdict}`);
+  await page.screenshot({ path: `${shots}/event.png`, fullPage: true });
+
+  step("stats");
+  await page.goto(`${base}/ui/#/stats`);
+  await page.waitForSelector(".chart");
+  await page.screenshot({ path: `${shots}/stats.png`, fullPage: true });
+
+  step("live tail: a new event appears");
+  await page.goto(`${base}/ui/#/tail`);
+  await page.waitForFunction(() => document.querySelector("main p")?.textContent.startsWith("Connected"));
+  const status = await page.evaluate(async (key) => {
+    const event = { event_id: "console-live-1", tenant_id: "acme", project_id: "p", session_id: "s-live",
+      type: "TOOL_CALL_START", status: "STARTED", agent_name: "tail-agent",
+      content: { kind: "tool_call", name: "lookup" } };
+    const response = await fetch("/v1/events", { method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${key}` }, body: JSON.stringify(event) });
+    return `${response.status} ${await response.text()}`;
+  }, key);
+  if (!status.startsWith("2")) throw new Error(`ingesting the live event: ${status}`);
+  await page.waitForSelector('.tail .line[data-event="console-live-1"]', { timeout: 15000 });
+  await page.screenshot({ path: `${shots}/tail.png`, fullPage: true });
+
+  step("a 10,000-span session: first paint, and scrolling to the end");
+  const started = Date.now();
+  await page.goto(`${base}/ui/#/session/${encodeURIComponent(bigSession)}`);
+  await page.waitForSelector(".trace .row");
+  const firstPaint = Date.now() - started;
+  const rendered = await page.locator(".trace .row").count();
+  if (rendered > 200) throw new Error(`${rendered} rows in the DOM: the list is not virtualised`);
+  await page.locator(".trace").evaluate((trace) => { trace.scrollTop = trace.scrollHeight; });
+  await page.waitForTimeout(200);
+  const last = await page.locator(".trace .row").last().getAttribute("data-index");
+  if (Number(last) < 9990) throw new Error(`scrolled to the end but the last row is ${last}`);
+  await page.screenshot({ path: `${shots}/big-session.png` });
+  if (problems.length) throw new Error(`page problems: ${problems.join("; ")}`);
+  console.log(JSON.stringify({ first_paint_ms: firstPaint, rows_in_dom: rendered }));
+} catch (error) {
+  // What the page showed when a step failed, for the test's output.
+  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+  console.error(`page text at the failure:\n${await page.locator("main").innerText().catch(() => "")}`);
+  throw error;
+} finally {
+  await browser.close();
+}
