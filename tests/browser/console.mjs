@@ -3,6 +3,7 @@
 // its inclusion proof verified in the browser, the stats page, and a new event appearing in
 // the live tail; a 10,000-span session's first paint is timed. Screenshots of each page go
 // to the directory given. Usage: node console.mjs BASE_URL API_KEY SESSION BIG_SESSION DIR
+import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
 const [base, key, session, bigSession, shots] = process.argv.slice(2);
@@ -47,6 +48,15 @@ try {
   const verdict = await page.locator("span.ok").first().innerText();
   if (!verdict.startsWith("✓ included")) throw new Error(`inclusion: ${verdict}`);
   await page.screenshot({ path: `${shots}/event.png`, fullPage: true });
+
+  step("the session's PROV-O downloads (fetched with the key)");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("button", { hasText: "Download PROV-O" }).click(),
+  ]);
+  if (!download.suggestedFilename().endsWith(".prov.jsonld")) throw new Error(`download: ${download.suggestedFilename()}`);
+  const graph = JSON.parse(await readFile(await download.path(), "utf8"));
+  if (!Array.isArray(graph["@graph"]) || !graph["@context"].prov) throw new Error("the download is not the PROV-O graph");
 
   step("stats");
   await page.goto(`${base}/ui/#/stats`);

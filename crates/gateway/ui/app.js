@@ -233,8 +233,19 @@ async function sessionPage(id) {
   show(el("h1", {}, "Session ", detail.session_id), el("p", { class: "muted" }, detail.reasons.join(" · ")),
     summary, detail.truncated ? el("p", { class: "error" }, "This session has more events than one page shows.") : null,
     el("div", { class: "session" }, trace, panel),
-    el("p", {}, el("a", { href: `/v1/sessions/${encodeURIComponent(detail.session_id)}/prov`, download: "prov.jsonld" }, "PROV-O (JSON-LD)")));
+    el("p", {}, el("button", { type: "button", onclick: () => downloadProv(detail.session_id) }, "Download PROV-O (JSON-LD)")));
   render();
+}
+
+/// Fetched with the API key (a plain link would not send it), then saved from a blob.
+async function downloadProv(sessionId) {
+  const graph = await api(`/v1/sessions/${encodeURIComponent(sessionId)}/prov`);
+  const url = URL.createObjectURL(new Blob([JSON.stringify(graph, null, 2)], { type: "application/ld+json" }));
+  const link = el("a", { href: url, download: `${sessionId}.prov.jsonld` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 async function openSpan(detail, span, panel) {
