@@ -287,3 +287,46 @@ async fn a_reader_that_stops_reading_is_cut_off_with_a_message() {
     );
     pipeline.stop().await;
 }
+
+#[tokio::test]
+async fn a_stored_event_missing_from_the_tail_index_is_still_delivered() {
+    let pipeline = Pipeline::start().await;
+    let key = create_key(&pipeline, "acme", &[Scope::Query, Scope::Ingest]).await;
+    send(&pipeline, &key, 0..10).await;
+    pipeline
+        .assert_stored_once(10, Duration::from_secs(30))
+        .await;
+    // What a server failure between writing `events` and its views would leave: leaf 4
+    // stored, but not indexed for the tail.
+    let client = pipeline.clickhouse_client();
+    client
+        .query("ALTER TABLE tail_index DELETE WHERE tenant_id = 'acme' AND leaf_index = 4")
+        .execute()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let indexed: u64 = client
+            .query("SELECT count() FROM tail_index WHERE tenant_id = 'acme' AND leaf_index = 4")
+            .fetch_one()
+            .await
+            .unwrap();
+        if indexed == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the mutation did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tail = open(&pipeline, &key, "", Some("0")).await;
+    let mut leaves = Vec::new();
+    while leaves.len() < 9 {
+        let message = next(&mut tail).await.expect("stream open");
+        leaves.push(message.id.parse::<u64>().unwrap());
+    }
+    assert_eq!(
+        leaves,
+        (1..10).collect::<Vec<_>>(),
+        "leaf 4 read from events, no gap"
+    );
+    pipeline.stop().await;
+}
