@@ -117,11 +117,7 @@ pub async fn run(
     // just those rows. Sorting whole payloads to keep a hundred of them was the cost that
     // grew with a tenant's size.
     let sql = events_sql(query, windows.as_deref());
-    let mut page: Vec<PageKey> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let mut page: Vec<PageKey> = sql.fetch_all(client).await?;
     let more = page.len() > query.page_size;
     page.truncate(query.page_size);
     let payloads = payloads(client, query, &page, max_page_bytes).await?;
@@ -290,11 +286,7 @@ async fn narrowing_windows(
         sql.push(" AND project_id = ").text(&filter.project_id);
     }
     sql.push(" GROUP BY project_id");
-    let windows: Vec<Window> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let windows: Vec<Window> = sql.fetch_all(client).await?;
     Ok(Some(windows))
 }
 

@@ -1,6 +1,8 @@
 //! SQL text with bound values: every value a caller supplies travels as a bound argument
 //! (escaped by the client library), never spliced into the text.
 
+use crate::QueryError;
+
 /// One bound value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -90,6 +92,17 @@ impl Sql {
             };
         }
         query
+    }
+
+    /// Every row of the statement on `client`; a failure is a store error naming the text.
+    pub async fn fetch_all<T>(&self, client: &clickhouse::Client) -> Result<Vec<T>, QueryError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.query(client)
+            .fetch_all()
+            .await
+            .map_err(|source| QueryError::store(self.as_str(), source))
     }
 }
 

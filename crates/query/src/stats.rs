@@ -94,11 +94,7 @@ pub async fn run(
     };
 
     let by_type_sql = events_by_type_sql(&scope, &split);
-    let by_type: Vec<(i32, u64)> = by_type_sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(by_type_sql.as_str(), source))?;
+    let by_type: Vec<(i32, u64)> = by_type_sql.fetch_all(client).await?;
     let sessions_sql = sessions_sql(&scope, &split);
     let (total_sessions, duration_sum_ns): (u64, i64) = sessions_sql
         .query(client)

@@ -118,7 +118,7 @@ pub async fn resolve(
     }
     let mut exact = sql.clone();
     exact.push(" AND session_id = ").text(id).push(" LIMIT 1");
-    let found: Vec<String> = fetch(client, &exact).await?;
+    let found: Vec<String> = exact.fetch_all(client).await?;
     if let Some(session) = found.into_iter().next() {
         return Ok(session);
     }
@@ -126,7 +126,7 @@ pub async fn resolve(
         .text(&format!("{}%", escape_like(id)))
         .push(" ORDER BY session_id LIMIT ")
         .int(i64::try_from(CANDIDATES + 1).expect("small"));
-    let mut candidates: Vec<String> = fetch(client, &sql).await?;
+    let mut candidates: Vec<String> = sql.fetch_all(client).await?;
     match candidates.len() {
         0 => Err(QueryError::NotFound(format!("no session {id:?}"))),
         1 => Ok(candidates.remove(0)),
@@ -139,13 +139,6 @@ pub async fn resolve(
             )))
         }
     }
-}
-
-async fn fetch(client: &clickhouse::Client, sql: &Sql) -> Result<Vec<String>, QueryError> {
-    sql.query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))
 }
 
 /// `LIKE` pattern characters taken literally.
@@ -169,14 +162,6 @@ pub async fn one_event(
     session: &str,
     event_id: &str,
 ) -> Result<Event, QueryError> {
-    #[derive(serde::Deserialize, clickhouse::Row)]
-    struct Stored {
-        leaf_index: u64,
-        #[serde(with = "serde_bytes")]
-        content_hash: Vec<u8>,
-        #[serde(with = "serde_bytes")]
-        payload: Vec<u8>,
-    }
     let filter = SessionFilter {
         project_id: project.to_owned(),
         session_id: session.to_owned(),
@@ -190,11 +175,7 @@ pub async fn one_event(
     }
     within_session_span(&mut sql, tenant, &filter);
     sql.push(" AND event_id = ").text(event_id).push(" LIMIT 1");
-    let rows: Vec<Stored> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let rows: Vec<super::tail::StoredRow> = sql.fetch_all(client).await?;
     let row = rows.into_iter().next().ok_or_else(|| {
         QueryError::NotFound(format!("no event {event_id:?} in session {session:?}"))
     })?;

@@ -192,11 +192,7 @@ pub async fn read(
     idle_ns: i64,
 ) -> Result<Vec<SessionRow>, QueryError> {
     let sql = statement(tenant, filter, now_ns - idle_ns);
-    let rows: Vec<Aggregated> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let rows: Vec<Aggregated> = sql.fetch_all(client).await?;
     Ok(rows
         .into_iter()
         .map(|row| {

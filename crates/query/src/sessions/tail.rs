@@ -28,13 +28,15 @@ struct IndexRow {
     event_id: String,
 }
 
+/// A stored event's payload and the columns its log fields are filled from (also what the
+/// detail page reads of one event).
 #[derive(Debug, serde::Deserialize, clickhouse::Row)]
-struct StoredRow {
-    leaf_index: u64,
+pub(super) struct StoredRow {
+    pub(super) leaf_index: u64,
     #[serde(with = "serde_bytes")]
-    content_hash: Vec<u8>,
+    pub(super) content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
-    payload: Vec<u8>,
+    pub(super) payload: Vec<u8>,
 }
 
 /// One page of the tail.
@@ -119,11 +121,7 @@ async fn visible_prefix(
         .int(i64::try_from(from).unwrap_or(i64::MAX))
         .push(" ORDER BY leaf_index LIMIT ")
         .int(i64::from(limit) * 2);
-    let rows: Vec<IndexRow> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let rows: Vec<IndexRow> = sql.fetch_all(client).await?;
     let mut prefix: Vec<IndexRow> = Vec::new();
     for row in rows {
         let expected = from + prefix.len() as u64;
@@ -174,11 +172,7 @@ async fn stored_but_unindexed(
         .push(" AND content_hash != '' AND leaf_index = ")
         .int(i64::try_from(leaf).unwrap_or(i64::MAX))
         .push(" LIMIT 1");
-    let rows: Vec<IndexRow> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let rows: Vec<IndexRow> = sql.fetch_all(client).await?;
     if let Some(row) = rows.first() {
         tracing::warn!(tenant, leaf, event_id = %row.event_id, "a stored event is missing from tail_index; read from events");
     }
@@ -199,10 +193,6 @@ async fn stored_rows(
             .iter()
             .map(|row| (&row.project_id, row.event_time_ns, &row.event_id)),
     );
-    let rows: Vec<StoredRow> = sql
-        .query(client)
-        .fetch_all()
-        .await
-        .map_err(|source| QueryError::store(sql.as_str(), source))?;
+    let rows: Vec<StoredRow> = sql.fetch_all(client).await?;
     Ok(rows.into_iter().map(|row| (row.leaf_index, row)).collect())
 }
