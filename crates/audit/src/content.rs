@@ -40,9 +40,10 @@ pub struct LogPlace {
 }
 
 /// Computes `event`'s content hash, fills its three log fields for `place`, and returns
-/// the hash and the event's encoding with the fields filled: the event as QueryEvents and
-/// export bundles present it (rows store the canonical encoding, without the fields).
-pub fn seal(event: &mut Event, place: LogPlace) -> (Hash, Vec<u8>) {
+/// the hash and the event's encoding with the fields filled: the older stored form, which
+/// the tests build logs of (readers fill fields with [`with_log_fields`]).
+#[cfg(test)]
+pub(crate) fn seal(event: &mut Event, place: LogPlace) -> (Hash, Vec<u8>) {
     take_log_fields(event);
     let hash: Hash = Sha256::digest(event.encode_to_vec()).into();
     fill_log_fields(event, place, &hash);
