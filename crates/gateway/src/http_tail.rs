@@ -114,7 +114,14 @@ fn parse(query: &str) -> Result<TailRequest, HttpError> {
             "project" => request.project_id = value,
             "session" => request.session_id = value,
             "agent" => request.agent = value,
-            "type" => request.types.push(event_type(&value)?),
+            // Each type once: a URL repeating one type thousands of times must not make
+            // every event's filter check that long.
+            "type" => {
+                let kind = event_type(&value)?;
+                if !request.types.contains(&kind) {
+                    request.types.push(kind);
+                }
+            }
             other => {
                 return Err(bad_request(format!(
                     "unknown parameter {other:?}; the tail takes tenant, project, session, agent and type"
@@ -239,4 +246,21 @@ fn stream(
             ))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_each_type_once_and_refuse_unknown_parameters() {
+        let repeated = "type=ERROR&".repeat(5_000) + "type=event_type_error&type=TOOL_CALL_END";
+        let request = parse(&repeated).unwrap();
+        assert_eq!(
+            request.types,
+            vec![EventType::Error as i32, EventType::ToolCallEnd as i32]
+        );
+        assert!(parse("type=NOPE").is_err());
+        assert!(parse("colour=red").is_err());
+    }
 }
