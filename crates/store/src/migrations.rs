@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "tail",
         sql: include_str!("../migrations/0007_tail.sql"),
     },
+    Migration {
+        version: 8,
+        name: "leaf_locations",
+        sql: include_str!("../migrations/0008_leaf_locations.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

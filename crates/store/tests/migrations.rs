@@ -40,7 +40,7 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "events",
             "log_checkpoints",
             "log_leaves",
-            "log_leaves_mv",
+            "log_leaves_located_mv",
             "log_prunes",
             "log_tiles",
             "schema_migrations",
@@ -54,8 +54,6 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "stats_session_minute_mv",
             "stats_type_minute",
             "stats_type_minute_mv",
-            "tail_index",
-            "tail_index_mv",
             "trace_spans",
             "trace_spans_mv"
         ]

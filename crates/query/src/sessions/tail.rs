@@ -4,7 +4,8 @@
 //! The cursor is the tenant's leaf index. Leaves are gapless and assigned in storage order
 //! (the writer is each tenant's only sequencer), and become visible as a prefix, so a read
 //! that stops at the first leaf not yet visible and resumes from it loses and repeats
-//! nothing. `tail_index` (migration 0007) turns a leaf range into the keys of `events`.
+//! nothing. Each leaf in `log_leaves` records where its event is stored (migration 0008), so
+//! a leaf range turns into keyed reads of `events`.
 
 use std::collections::BTreeMap;
 
@@ -20,12 +21,22 @@ pub const MAX_LIMIT: u32 = 500;
 /// Payload bytes returned per request at most (the rest follows in the next request).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
+/// A leaf and where its event is stored (the primary key of `events`).
 #[derive(Debug, serde::Deserialize, clickhouse::Row)]
 struct IndexRow {
     leaf_index: u64,
     project_id: String,
     event_time_ns: i64,
     event_id: String,
+}
+
+impl IndexRow {
+    /// Whether the leaf was recorded with its event's location (leaves recorded before
+    /// migration 0008 were not). A located row can look unlocated only if its event has
+    /// time 0 and no project; then it is merely looked up the slow way.
+    fn is_located(&self) -> bool {
+        self.event_time_ns != 0 || !self.project_id.is_empty()
+    }
 }
 
 /// A stored event's payload and the columns its log fields are filled from (also what the
@@ -105,8 +116,8 @@ fn matches(event: &chaukas_proto::common::v1::Event, request: &TailRequest) -> b
         && (request.types.is_empty() || request.types.contains(&event.r#type))
 }
 
-/// The index rows of leaves `from..` that are visible as a contiguous run from `from`, each
-/// once (a replayed insert can index a leaf twice).
+/// The leaves `from..` that are visible as a contiguous run from `from`, each once (a
+/// replayed insert can record a leaf twice), each with where its event is stored.
 async fn visible_prefix(
     client: &clickhouse::Client,
     tenant: &str,
@@ -114,7 +125,7 @@ async fn visible_prefix(
     limit: u32,
 ) -> Result<Vec<IndexRow>, QueryError> {
     let mut sql = Sql::new(
-        "SELECT leaf_index, project_id, event_time_ns, event_id FROM tail_index WHERE tenant_id = ",
+        "SELECT leaf_index, project_id, event_time_ns, event_id FROM log_leaves WHERE tenant_id = ",
     );
     sql.text(tenant)
         .push(" AND leaf_index >= ")
@@ -125,22 +136,30 @@ async fn visible_prefix(
     let mut prefix: Vec<IndexRow> = Vec::new();
     for row in rows {
         let expected = from + prefix.len() as u64;
-        if prefix
-            .last()
-            .is_some_and(|last| last.leaf_index == row.leaf_index)
+        if let Some(last) = prefix.last_mut()
+            && last.leaf_index == row.leaf_index
         {
+            if !last.is_located() {
+                *last = row;
+            }
             continue;
         }
         if prefix.len() as u32 == limit {
             break;
         }
         if row.leaf_index != expected {
-            // A later leaf is indexed but this one is not. Normally it is not stored yet
+            // A later leaf is recorded but this one is not. Normally it is not stored yet
             // (leaves appear as a prefix): wait for it. But if it is stored — a server that
             // failed between writing `events` and its views — read its keys from `events`,
             // so the tail does not stall on it forever.
-            match stored_but_unindexed(client, tenant, expected).await? {
+            let found = locate(client, tenant, &[expected]).await?.remove(&expected);
+            match found {
                 Some(found) if expected + 1 == row.leaf_index => {
+                    tracing::warn!(
+                        tenant,
+                        leaf = expected,
+                        "a stored event is missing from log_leaves; read from events"
+                    );
                     prefix.push(found);
                     if prefix.len() as u32 == limit {
                         break;
@@ -155,28 +174,55 @@ async fn visible_prefix(
         }
         prefix.push(row);
     }
+    locate_unlocated(client, tenant, &mut prefix).await?;
     Ok(prefix)
 }
 
-/// The keys of leaf `leaf` read from `events` itself (a scan of the tenant: only for a leaf
-/// `tail_index` lacks while later ones are indexed).
-async fn stored_but_unindexed(
+/// Fills in where the events of leaves recorded without a location (before migration 0008)
+/// are stored, from `events` (one scan of the tenant's rows for the whole page). A leaf whose
+/// event is gone (pruned) stays unlocated and is skipped by the read.
+async fn locate_unlocated(
     client: &clickhouse::Client,
     tenant: &str,
-    leaf: u64,
-) -> Result<Option<IndexRow>, QueryError> {
+    prefix: &mut [IndexRow],
+) -> Result<(), QueryError> {
+    let unlocated: Vec<u64> = prefix
+        .iter()
+        .filter(|row| !row.is_located())
+        .map(|row| row.leaf_index)
+        .collect();
+    if unlocated.is_empty() {
+        return Ok(());
+    }
+    let mut found = locate(client, tenant, &unlocated).await?;
+    for row in prefix.iter_mut() {
+        if let Some(location) = found.remove(&row.leaf_index) {
+            *row = location;
+        }
+    }
+    Ok(())
+}
+
+/// Where the events of `leaves` are stored, read from `events` itself: a scan of the
+/// tenant's rows, only for leaves `log_leaves` has no location for.
+async fn locate(
+    client: &clickhouse::Client,
+    tenant: &str,
+    leaves: &[u64],
+) -> Result<BTreeMap<u64, IndexRow>, QueryError> {
     let mut sql = Sql::new(
         "SELECT leaf_index, project_id, event_time_ns, event_id FROM events WHERE tenant_id = ",
     );
     sql.text(tenant)
-        .push(" AND content_hash != '' AND leaf_index = ")
-        .int(i64::try_from(leaf).unwrap_or(i64::MAX))
-        .push(" LIMIT 1");
+        .push(" AND content_hash != '' AND leaf_index IN (")
+        .ints(
+            leaves
+                .iter()
+                .map(|leaf| i64::try_from(*leaf).unwrap_or(i64::MAX)),
+        )
+        .push(")");
     let rows: Vec<IndexRow> = sql.fetch_all(client).await?;
-    if let Some(row) = rows.first() {
-        tracing::warn!(tenant, leaf, event_id = %row.event_id, "a stored event is missing from tail_index; read from events");
-    }
-    Ok(rows.into_iter().next())
+    Ok(rows.into_iter().map(|row| (row.leaf_index, row)).collect())
 }
 
 /// The stored rows of `index`, by leaf: one read bounded by the primary key of `events`
