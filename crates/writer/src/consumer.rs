@@ -29,8 +29,19 @@ use crate::staging::Staging;
 const PULL_BATCH: usize = 128;
 /// Bytes pulled per request: with one request at a time per shard and a bounded inbox, a
 /// slow writer is never cut off by the server as a slow consumer (observed with unbounded
-/// pulls of 256 messages x 8 shards of ~60 KB each).
+/// pulls of 256 messages x 8 shards of ~60 KB each). Raised to fit the largest message
+/// (see [`pull_bytes`]).
 const PULL_BYTES: usize = 2 * 1024 * 1024;
+/// Room for a message's subject and headers on top of its payload.
+const MESSAGE_OVERHEAD: usize = 64 * 1024;
+
+/// Bytes one pull may bring: at least one whole message of the largest size gateways
+/// publish (`nats.max_message_bytes`). JetStream never delivers a message larger than a
+/// pull's `max_bytes`, so a smaller limit would leave such a message, and every message of
+/// its shard behind it, undelivered for good.
+fn pull_bytes(max_message_bytes: usize) -> usize {
+    PULL_BYTES.max(max_message_bytes.saturating_add(MESSAGE_OVERHEAD))
+}
 /// How long a pull request waits for messages on a quiet shard.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 /// How often a consumer's backlog is read for the lag metric.
@@ -191,7 +202,7 @@ async fn pull(
             consumer
                 .batch()
                 .max_messages(PULL_BATCH)
-                .max_bytes(PULL_BYTES)
+                .max_bytes(pull_bytes(context.nats.max_message_bytes))
                 .expires(PULL_EXPIRES)
                 .messages(),
         )
@@ -408,4 +419,17 @@ async fn recreate(
         })
         .await
         .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_fits_the_largest_message() {
+        assert_eq!(pull_bytes(900 * 1024), PULL_BYTES);
+        let large = 6 * 1024 * 1024;
+        assert!(pull_bytes(large) >= large + MESSAGE_OVERHEAD);
+        assert_eq!(pull_bytes(usize::MAX), usize::MAX);
+    }
 }
