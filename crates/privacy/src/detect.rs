@@ -172,7 +172,7 @@ fn token_at(text: &str, at: usize, enabled: DetectorSet, found: &mut Vec<Hit>) -
         Some(end)
     };
     if enabled.contains(Detector::Secret)
-        && (first.is_ascii_alphabetic() || first == b'-')
+        && may_start_secret(first)
         && let Some(end) = secret(bytes, at)
     {
         return push(end, Detector::Secret);
@@ -244,6 +244,17 @@ const SECRET_PREFIXES: &[(&[u8], usize)] = &[
     (b"chk_", 40),
     (b"hf_", 30),
 ];
+
+/// Whether a token starting with `first` can be a secret at all: the first bytes of
+/// [`SECRET_PREFIXES`], of a JWT (`eyJ`), a bearer token (`Bearer `) and a PEM block (`-`).
+/// Most words start with none of them and cost one lookup instead of two dozen prefix
+/// comparisons (a unit test keeps this in step with the prefixes).
+fn may_start_secret(first: u8) -> bool {
+    matches!(
+        first,
+        b's' | b'r' | b'g' | b'x' | b'A' | b'c' | b'h' | b'e' | b'B' | b'-'
+    )
+}
 
 fn secret(bytes: &[u8], at: usize) -> Option<usize> {
     let rest = &bytes[at..];
@@ -389,6 +400,11 @@ fn mod97(chars: &[u8]) -> u32 {
 
 fn ipv6(text: &str, at: usize) -> Option<usize> {
     let bytes = text.as_bytes();
+    // A group has at most four hex digits, so an address has a ':' within its first five
+    // bytes: a word like "cafe" or "added" is turned away here.
+    if !bytes[at..].iter().take(5).any(|&b| b == b':') {
+        return None;
+    }
     // The longest IPv6 text is 45 bytes: a longer run is not one, and is not scanned on.
     let len = bytes[at..]
         .iter()

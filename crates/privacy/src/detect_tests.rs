@@ -145,6 +145,20 @@ fn only_enabled_detectors_run() {
 }
 
 #[test]
+fn every_secret_shape_passes_the_first_byte_check() {
+    for (prefix, _) in SECRET_PREFIXES {
+        assert!(
+            may_start_secret(prefix[0]),
+            "{:?}",
+            String::from_utf8_lossy(prefix)
+        );
+    }
+    for start in [&b"eyJ"[..], b"Bearer ", b"-----BEGIN "] {
+        assert!(may_start_secret(start[0]));
+    }
+}
+
+#[test]
 #[ignore = "a timing, not a check: run by hand"]
 fn scan_cost() {
     let words = [
