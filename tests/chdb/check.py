@@ -231,10 +231,41 @@ def sessions_queries(db):
     print("  the sessions list and detail statements ran")
 
 
+def model_stats_queries(db):
+    """model_stats.rs's statement, on rows fed through the 0009 view: two calls of one model
+    (one failed) and one of another; an event naming no model is left out."""
+    rows = [
+        # (event, type, status, provider, model, input, output, cost)
+        ("m1", 21, 3, "openai", "gpt-4o", 100, 20, 0.25),
+        ("m2", 21, 4, "openai", "gpt-4o", 10, 0, 0.0),
+        ("m3", 21, 3, "anthropic", "claude", 7, 3, 0.1),
+        ("x1", 23, 3, "", "", 0, 0, 1.0),
+    ]
+    values = ", ".join(
+        f"('tm', 'p', '{ev}', {kind}, {status}, '{provider}', '{model}', {tokens_in}, "
+        f"{tokens_out}, {cost}, 120000000000, toDate('2025-01-01'))"
+        for ev, kind, status, provider, model, tokens_in, tokens_out, cost in rows)
+    run(db, "INSERT INTO events (tenant_id, project_id, event_id, event_type, status, "
+            "provider, model, input_tokens, output_tokens, cost, event_time_ns, event_date) "
+            f"VALUES {values}", "model rows")
+    summed = run(db, """
+        SELECT provider, model, sum(calls) AS calls, sum(failed_calls) AS failed_calls,
+         sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+         sum(cost) AS cost FROM stats_model_minute WHERE tenant_id = 'tm' AND project_id = 'p'
+         AND minute >= 1 AND minute < 3 GROUP BY provider, model
+         ORDER BY calls DESC, input_tokens + output_tokens DESC, provider, model""",
+                 "model stats")
+    expected = "openai\tgpt-4o\t2\t1\t110\t20\t0.25\nanthropic\tclaude\t1\t0\t7\t3\t0.1"
+    if summed is not None and summed.strip() != expected:
+        FAILURES.append(f"the figures by model should be {expected!r}: {summed!r}")
+    print("  the figures-by-model statement ran")
+
+
 def main():
     db = migrations(sys.argv[1])
     write_path(db)
     sessions_queries(db)
+    model_stats_queries(db)
     write_once_settings()
     confinement_queries()
     if FAILURES:

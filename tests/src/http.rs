@@ -104,14 +104,30 @@ pub async fn create_key(
     tenant: &str,
     scopes: &[chaukas_auth::Scope],
 ) -> String {
+    create_project_key(pipeline, tenant, None, scopes).await
+}
+
+/// A new API key of `tenant`, confined to `project` when given.
+pub async fn create_project_key(
+    pipeline: &crate::Pipeline,
+    tenant: &str,
+    project: Option<&str>,
+    scopes: &[chaukas_auth::Scope],
+) -> String {
     let client = async_nats::connect(&pipeline.nats.url).await.unwrap();
     let keys = chaukas_auth::KeyStore::open(&async_nats::jetstream::new(client), &pipeline.nats)
         .await
         .unwrap();
-    keys.create("test".into(), tenant.into(), None, scopes.to_vec(), None)
-        .await
-        .unwrap()
-        .token
+    keys.create(
+        "test".into(),
+        tenant.into(),
+        project.map(str::to_owned),
+        scopes.to_vec(),
+        None,
+    )
+    .await
+    .unwrap()
+    .token
 }
 
 /// GET with API key `token` (none if empty); status and body. Retries 401 briefly (a new
@@ -130,6 +146,19 @@ pub async fn get_with_key(pipeline: &crate::Pipeline, token: &str, path: &str) -
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// GET with API key `token`: status and the body as JSON (a JSON string of the body when it
+/// is not JSON).
+pub async fn get_json(
+    pipeline: &crate::Pipeline,
+    token: &str,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let (status, body) = get_with_key(pipeline, token, path).await;
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, value)
 }
 
 /// Sends `events` as one gRPC batch with API key `token`; asserts none was rejected.

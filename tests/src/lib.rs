@@ -3,13 +3,16 @@
 //! its own database and stream names, plus a realistic event corpus.
 
 pub mod chaos;
+mod contract;
 pub mod corpus;
 mod http;
 mod stored;
 
 pub use chaukas_testkit::raw_grpc;
+pub use contract::{ScriptOutput, assert_conforms, run_contract_script};
 pub use http::{
-    HttpResponse, create_key, get_with_key, gzip, http_get, http_raw, http_request, ingest_with_key,
+    HttpResponse, create_key, create_project_key, get_json, get_with_key, gzip, http_get, http_raw,
+    http_request, ingest_with_key,
 };
 
 use std::net::SocketAddr;

@@ -2,7 +2,6 @@
 //! filters, keyset paging, prefix lookup, the span tree and state diffs, and the PROV-O
 //! export parsed by a real RDF library (rdflib).
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chaukas_auth::Scope;
@@ -11,7 +10,10 @@ use chaukas_proto::common::v1::{
     AgentHandoff, CostDetails, ErrorInfo, Event, EventStatus, EventType, LlmInvocation, ToolCall,
 };
 use chaukas_tests::corpus::simple_event;
-use chaukas_tests::{Pipeline, batch_request, create_key, get_with_key};
+use chaukas_tests::{
+    Pipeline, assert_conforms, batch_request, create_key, get_json, get_with_key,
+    run_contract_script,
+};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000;
@@ -150,6 +152,15 @@ fn sessions() -> Vec<Event> {
     // Two sessions sharing a prefix.
     events.push(ev("x1", "abc-1", T::SessionStart, Started, "", T0 + 41));
     events.push(ev("x2", "abc-2", T::SessionStart, Started, "", T0 + 42));
+    // An id with a slash, addressed as %2F.
+    events.push(ev(
+        "y1",
+        "team/nightly",
+        T::SessionStart,
+        Started,
+        "",
+        T0 + 43,
+    ));
     events
 }
 
@@ -167,13 +178,6 @@ fn struct_of(fields: &[(&str, f64)]) -> prost_types::Struct {
             })
             .collect(),
     }
-}
-
-async fn get_json(pipeline: &Pipeline, token: &str, path: &str) -> (u16, Value) {
-    let (status, body) = get_with_key(pipeline, token, path).await;
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    (status, value)
 }
 
 fn outcome_of<'a>(page: &'a Value, session: &str) -> &'a str {
@@ -206,6 +210,7 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
 
     let (status, page) = get_json(&pipeline, &key, "/v1/sessions?page_size=100").await;
     assert_eq!(status, 200, "{page}");
+    assert_conforms("SessionPage", &page);
     for (session, outcome) in [
         ("s-complete", "complete"),
         ("s-failed", "failed"),
@@ -279,7 +284,7 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.len(), 9, "{seen:?}");
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first");
@@ -288,8 +293,14 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
     let (status, detail) = get_json(&pipeline, &key, "/v1/sessions/s-compl").await;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["session_id"], "s-complete");
+    assert_conforms("SessionDetail", &detail);
     let (status, conflict) = get_json(&pipeline, &key, "/v1/sessions/abc").await;
     assert_eq!(status, 409, "{conflict}");
+    assert_conforms("Error", &conflict);
+    let (status, event) = get_json(&pipeline, &key, "/v1/sessions/s-complete/events/c1").await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["event_id"], "c1");
+    assert_conforms("Event", &event);
     let message = conflict.to_string();
     assert!(
         message.contains("abc-1") && message.contains("abc-2"),
@@ -297,6 +308,13 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
     );
     let (status, _) = get_json(&pipeline, &key, "/v1/sessions/nothing-like-it").await;
     assert_eq!(status, 404);
+    let (status, slashed) = get_json(&pipeline, &key, "/v1/sessions/team%2Fnightly").await;
+    assert_eq!(status, 200, "{slashed}");
+    assert_eq!(slashed["session_id"], "team/nightly");
+    let (status, _) = get_json(&pipeline, &key, "/v1/sessions/team%2Fnightly/prov").await;
+    assert_eq!(status, 200);
+    let (status, _) = get_json(&pipeline, &key, "/v1/sessions/team/nightly").await;
+    assert_eq!(status, 404, "a bare slash separates resources");
 
     // The span tree: pairs joined with durations and parents; names from the content.
     let spans = detail["spans"].as_array().unwrap();
@@ -332,6 +350,7 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
     );
     // The failed session names its failures.
     let (_, failed) = get_json(&pipeline, &key, "/v1/sessions/s-failed").await;
+    assert_conforms("SessionDetail", &failed);
     let failures: Vec<&str> = failed["spans"]
         .as_array()
         .unwrap()
@@ -358,22 +377,12 @@ async fn sessions_are_listed_with_outcomes_filtered_paged_and_detailed() {
 async fn check_prov(pipeline: &Pipeline, key: &str) {
     let (status, body) = get_with_key(pipeline, key, "/v1/sessions/s-complete/prov").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let python = std::env::var("CHAUKAS_CONTRACT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/../target/contract/venv/bin/python",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let script = format!("{}/contract/prov_triples.py", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {python} ({error}); `make test` creates it"));
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &body).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "rdflib could not parse the export");
+    let output = run_contract_script("prov_triples.py", &[], &body);
+    assert!(
+        output.success,
+        "rdflib could not parse the export: {}",
+        output.stderr
+    );
     let triples: Vec<[String; 3]> = serde_json::from_slice(&output.stdout).unwrap();
     let has = |s: &str, p: &str, o: &str| {
         triples

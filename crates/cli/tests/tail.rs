@@ -369,3 +369,43 @@ async fn leaves_recorded_before_their_locations_were_are_found_in_events() {
     );
     pipeline.stop().await;
 }
+
+#[tokio::test]
+async fn one_tenant_cannot_take_every_tail_slot() {
+    let pipeline = Pipeline::start_with(|gateway, _| {
+        gateway.gateway.max_tails_per_tenant = 2;
+        gateway.gateway.max_tails = 3;
+    })
+    .await;
+    let acme = create_key(&pipeline, "acme", &[Scope::Query]).await;
+    let other = create_key(&pipeline, "other", &[Scope::Query]).await;
+    let first = open(&pipeline, &acme, "", None).await;
+    let _second = open(&pipeline, &acme, "", None).await;
+    let (status, mut refused) = open_raw(&pipeline, &acme, "", None, None).await;
+    assert_eq!(status, 429, "a third tail of one tenant");
+    let body = refused.next_line().await.unwrap().unwrap_or_default();
+    assert!(
+        body.contains("acme") && body.contains("already has 2 tails open"),
+        "{body}"
+    );
+    // Another tenant still gets one; then the gateway's own limit holds.
+    let _others = open(&pipeline, &other, "", None).await;
+    let (status, _) = open_raw(&pipeline, &other, "", None, None).await;
+    assert_eq!(status, 429, "the gateway's fourth tail");
+    // A closed tail gives its slot back (noticed within a poll).
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = open_raw(&pipeline, &acme, "", None, None).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            Instant::now() < deadline,
+            "the closed tail's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pipeline.stop().await;
+}

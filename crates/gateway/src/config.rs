@@ -63,6 +63,11 @@ pub struct GatewaySettings {
     pub max_concurrent_streams: u32,
     /// Largest read request (QueryEvents, GetEventStats) body: they are small filters.
     pub max_read_request_bytes: usize,
+    /// Live tails (`GET /v1/tail`) this gateway serves at once; more are refused with 429.
+    /// Each holds a connection and polls the query service every 200 ms.
+    pub max_tails: usize,
+    /// Live tails one tenant may hold on this gateway, so one tenant cannot take them all.
+    pub max_tails_per_tenant: usize,
     /// Let requests without an API key through, to any tenant: for a laptop (`make up` turns
     /// it on), never for a shared deployment. Keys that are sent are still checked.
     pub allow_unauthenticated: bool,
@@ -106,6 +111,8 @@ impl Default for GatewaySettings {
             request_timeout_ms: 60_000,
             max_concurrent_streams: 128,
             max_read_request_bytes: 1024 * 1024,
+            max_tails: 256,
+            max_tails_per_tenant: 32,
             allow_unauthenticated: false,
         }
     }

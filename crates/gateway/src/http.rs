@@ -52,6 +52,8 @@ pub(crate) struct HttpState {
     /// Cancelled when the gateway stops: long-lived responses (the live tail) end then, so
     /// the graceful drain does not wait on them.
     pub(crate) stop: tokio_util::sync::CancellationToken,
+    /// The live tails open on this gateway, per tenant.
+    pub(crate) tails: Arc<crate::http_tail::TailSlots>,
 }
 
 /// Ingestion routes merged with the health and metrics routes.
@@ -68,6 +70,7 @@ pub(crate) fn router(state: HttpState, health_routes: Router) -> Router {
         .route("/v1/log/key", get(log_key))
         .route("/v1/log/{tenant}/{*resource}", get(log_resource))
         .route("/v1/sessions", get(crate::http_sessions::list))
+        .route("/v1/stats/models", get(crate::http_sessions::model_stats))
         .route("/v1/sessions/{*path}", get(crate::http_sessions::one))
         .route("/v1/tail", get(crate::http_tail::tail))
         .route("/ui", get(crate::http_ui::redirect))

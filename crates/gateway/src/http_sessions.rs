@@ -4,8 +4,8 @@
 //! query routes (`query` scope), confined to the key's tenant and forwarded to the query
 //! service, whose JSON body is returned as it is.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use chaukas_common::errors::ErrorKind;
@@ -24,14 +24,46 @@ pub(crate) async fn list(
     answer(&state, &headers, String::new(), query.unwrap_or_default()).await
 }
 
-/// `GET /v1/sessions/{id}` and `/v1/sessions/{id}/prov`.
+/// `GET /v1/sessions/{id}`, `/v1/sessions/{id}/prov` and `/v1/sessions/{id}/events/{event
+/// id}`. The path is forwarded still percent-encoded: the query service splits it before
+/// decoding, so an id containing `/` is addressable as `%2F`.
 pub(crate) async fn one(
     State(state): State<HttpState>,
-    Path(path): Path<String>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
+    let path = uri
+        .path()
+        .strip_prefix("/v1/sessions/")
+        .unwrap_or_default()
+        .to_owned();
     answer(&state, &headers, path, query.unwrap_or_default()).await
+}
+
+/// `GET /v1/stats/models`: tokens, cost and calls by model and provider (`stats` scope).
+pub(crate) async fn model_stats(
+    State(state): State<HttpState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let access = authorize(&state, &headers, Scope::Stats)?;
+    let stats = state
+        .service
+        .model_stats(&access, query.unwrap_or_default())
+        .await?;
+    Ok(json_answer("application/json", stats.body))
+}
+
+fn json_answer(content_type: &'static str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn answer(
@@ -62,12 +94,5 @@ async fn answer(
         }
         _ => ("application/json", resource.body),
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(json_answer(content_type, body))
 }

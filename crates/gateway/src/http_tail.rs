@@ -7,8 +7,9 @@
 //! leaves it full for [`SLOW_READER`] is sent an `error` message saying so, and the stream
 //! ends. Comments keep idle connections alive every [`HEARTBEAT`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -37,28 +38,78 @@ const POLL: Duration = Duration::from_millis(200);
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Leaves examined per page.
 const PAGE: u32 = 200;
-/// Open tails per gateway; more are refused with 429.
-const MAX_TAILS: usize = 256;
+/// The tails open on one gateway, in all and per tenant (`gateway.max_tails`,
+/// `gateway.max_tails_per_tenant`): each holds a connection and a paging task, so both are
+/// bounded, and one tenant cannot take every slot from the others.
+pub(crate) struct TailSlots {
+    max: usize,
+    max_per_tenant: usize,
+    open: Mutex<OpenTails>,
+}
 
-static OPEN_TAILS: AtomicUsize = AtomicUsize::new(0);
+#[derive(Default)]
+struct OpenTails {
+    total: usize,
+    /// Only tenants with a tail open: an entry goes with its last tail.
+    per_tenant: HashMap<String, usize>,
+}
+
+impl TailSlots {
+    pub(crate) fn new(max: usize, max_per_tenant: usize) -> Self {
+        Self {
+            max,
+            max_per_tenant,
+            open: Mutex::default(),
+        }
+    }
+
+    /// A slot for one more tail of `tenant`, or the 429 that says which limit is reached.
+    fn take(self: &Arc<Self>, tenant: &str) -> Result<TailSlot, HttpError> {
+        let mut open = self.open.lock().expect("tail slots lock");
+        if open.total >= self.max {
+            return Err(HttpError::new(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "this gateway already serves {} tails; retry later or elsewhere",
+                    self.max
+                ),
+            ));
+        }
+        let held = open.per_tenant.get(tenant).copied().unwrap_or(0);
+        if held >= self.max_per_tenant {
+            return Err(HttpError::new(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "tenant {tenant:?} already has {held} tails open on this gateway, the most \
+                     one tenant may; close one (or share one tail across readers)"
+                ),
+            ));
+        }
+        open.total += 1;
+        *open.per_tenant.entry(tenant.to_owned()).or_default() += 1;
+        Ok(TailSlot {
+            slots: self.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
 
 /// Counts an open tail for as long as its paging task runs.
-struct TailSlot;
-
-impl TailSlot {
-    fn take() -> Option<Self> {
-        OPEN_TAILS
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < MAX_TAILS).then_some(open + 1)
-            })
-            .ok()
-            .map(|_| Self)
-    }
+struct TailSlot {
+    slots: Arc<TailSlots>,
+    tenant: String,
 }
 
 impl Drop for TailSlot {
     fn drop(&mut self) {
-        OPEN_TAILS.fetch_sub(1, Ordering::AcqRel);
+        let mut open = self.slots.open.lock().expect("tail slots lock");
+        open.total -= 1;
+        if let Some(held) = open.per_tenant.get_mut(&self.tenant) {
+            *held -= 1;
+            if *held == 0 {
+                open.per_tenant.remove(&self.tenant);
+            }
+        }
     }
 }
 
@@ -71,12 +122,11 @@ pub(crate) async fn tail(
     let access = authorize(&state, &headers, Scope::Query)?;
     let mut request = parse(query.as_deref().unwrap_or_default())?;
     request.from_leaf = resume_point(&headers)?;
-    let slot = TailSlot::take().ok_or_else(|| {
-        HttpError::new(
-            ErrorKind::TooManyRequests,
-            format!("this gateway already serves {MAX_TAILS} tails; retry later or elsewhere"),
-        )
-    })?;
+    // Confined here too (the query service confines again), so the slot is the tenant's.
+    access
+        .confine(&mut request.tenant_id, &mut request.project_id)
+        .map_err(|reason| HttpError::new(ErrorKind::Forbidden, reason))?;
+    let slot = state.tails.take(&request.tenant_id)?;
     // The first page answers now, so a refused tenant or filter is an HTTP error, not a
     // message inside an open stream.
     let service = state.service.clone();

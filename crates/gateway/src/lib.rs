@@ -321,6 +321,10 @@ impl BoundGateway {
         let body_timeout = Duration::from_millis(settings.body_timeout_ms);
         let router = http::router(
             http::HttpState {
+                tails: Arc::new(http_tail::TailSlots::new(
+                    settings.max_tails,
+                    settings.max_tails_per_tenant,
+                )),
                 service,
                 ingest_limits: Arc::new(http_body::BodyLimits {
                     max_bytes: settings.max_request_bytes,

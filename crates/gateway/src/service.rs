@@ -14,8 +14,8 @@ use chaukas_proto::common::v1::{Event, EventBatch, QueryRequest};
 use chaukas_proto::internal::v1::audit_log_service_client::AuditLogServiceClient;
 use chaukas_proto::internal::v1::session_service_client::SessionServiceClient;
 use chaukas_proto::internal::v1::{
-    LogResourceRequest, LogResourceResponse, SessionResourceRequest, SessionResourceResponse,
-    TailRequest, TailResponse,
+    LogResourceRequest, LogResourceResponse, ModelStatsRequest, SessionResourceRequest,
+    SessionResourceResponse, TailRequest, TailResponse,
 };
 use chaukas_proto::server::v1 as server;
 use chaukas_proto::server::v1::chaukas_server_service_client::ChaukasServerServiceClient;
@@ -157,6 +157,18 @@ impl QueryForwarder {
             .map_err(Self::relayed)
     }
 
+    pub(crate) async fn model_stats(
+        &self,
+        request: ModelStatsRequest,
+    ) -> Result<SessionResourceResponse, Status> {
+        self.sessions
+            .clone()
+            .get_model_stats(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(Self::relayed)
+    }
+
     pub(crate) async fn tail(&self, request: TailRequest) -> Result<TailResponse, Status> {
         self.sessions
             .clone()
@@ -276,21 +288,7 @@ impl GatewayService {
         path: String,
         query: String,
     ) -> Result<SessionResourceResponse, Status> {
-        // The key's tenant, or `?tenant=` (which a key's holder may give only as its own,
-        // and which dev mode needs).
-        let mut tenant = form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "tenant")
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default();
-        let mut project = String::new();
-        access
-            .confine(&mut tenant, &mut project)
-            .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
-        if tenant.is_empty() {
-            return Err(ErrorKind::BadRequest.status(
-                "tenant is required: without API keys (dev mode), pass ?tenant=<tenant id>",
-            ));
-        }
+        let (tenant, project) = confined_reader(access, &query)?;
         self.query
             .session_resource(SessionResourceRequest {
                 tenant_id: tenant,
@@ -300,6 +298,41 @@ impl GatewayService {
             })
             .await
     }
+
+    /// Tokens, cost and calls by model (`GET /v1/stats/models`), confined like the sessions.
+    pub(crate) async fn model_stats(
+        &self,
+        access: &Access,
+        query: String,
+    ) -> Result<SessionResourceResponse, Status> {
+        let (tenant, project) = confined_reader(access, &query)?;
+        self.query
+            .model_stats(ModelStatsRequest {
+                tenant_id: tenant,
+                project_id: project,
+                query,
+            })
+            .await
+    }
+}
+
+/// The tenant and project a GET of the sessions API reads: the key's tenant, or `?tenant=`
+/// (which a key's holder may give only as its own, and which dev mode needs); the key's
+/// project for a project key.
+fn confined_reader(access: &Access, query: &str) -> Result<(String, String), Status> {
+    let mut tenant = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "tenant")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let mut project = String::new();
+    access
+        .confine(&mut tenant, &mut project)
+        .map_err(|reason| ErrorKind::Forbidden.status(reason))?;
+    if tenant.is_empty() {
+        return Err(ErrorKind::BadRequest
+            .status("tenant is required: without API keys (dev mode), pass ?tenant=<tenant id>"));
+    }
+    Ok((tenant, project))
 }
 
 impl GatewayService {

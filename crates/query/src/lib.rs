@@ -9,6 +9,7 @@ mod error;
 mod events;
 pub mod guardrails;
 mod metrics;
+pub mod model_stats;
 pub mod page_token;
 pub mod sessions;
 mod sql;

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "leaf_locations",
         sql: include_str!("../migrations/0008_leaf_locations.sql"),
     },
+    Migration {
+        version: 9,
+        name: "model_stats",
+        sql: include_str!("../migrations/0009_model_stats.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

@@ -68,6 +68,11 @@ pub struct EventRow {
     pub cost: f64,
     /// 1 for an ERROR whose `ErrorInfo` says it is not recoverable.
     pub unrecovered: u8,
+    /// The model invocation's provider (else its `CostDetails` provider), for the figures
+    /// by model; empty for other events.
+    pub provider: String,
+    /// The model invocation's model; empty for other events.
+    pub model: String,
 }
 
 impl EventRow {
@@ -109,6 +114,8 @@ impl EventRow {
             output_tokens: usage.output_tokens,
             cost: usage.cost,
             unrecovered: u8::from(is_unrecovered_error(event)),
+            provider: usage.provider.to_owned(),
+            model: usage.model.to_owned(),
         }
     }
 }
@@ -116,13 +123,15 @@ impl EventRow {
 /// Tokens and cost an event reports: `CostDetails` when present, else the model
 /// invocation's own token counts. Negative or non-finite figures count as zero.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct Usage {
+struct Usage<'a> {
     input_tokens: u64,
     output_tokens: u64,
     cost: f64,
+    provider: &'a str,
+    model: &'a str,
 }
 
-fn usage(event: &Event) -> Usage {
+fn usage(event: &Event) -> Usage<'_> {
     let count = |n: i32| u64::try_from(n).unwrap_or(0);
     let llm = match &event.content {
         Some(Content::LlmInvocation(llm)) => Some(llm),
@@ -141,10 +150,17 @@ fn usage(event: &Event) -> Usage {
         .map(|cost| cost.total_cost)
         .filter(|cost| cost.is_finite() && *cost > 0.0)
         .unwrap_or(0.0);
+    let provider = match (llm, &event.cost) {
+        (Some(llm), _) if !llm.provider.is_empty() => llm.provider.as_str(),
+        (Some(_), Some(cost)) => cost.provider.as_str(),
+        _ => "",
+    };
     Usage {
         input_tokens,
         output_tokens,
         cost,
+        provider,
+        model: llm.map_or("", |llm| llm.model.as_str()),
     }
 }
 

@@ -50,6 +50,8 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "session_spans_mv",
             "session_summaries",
             "session_summaries_mv",
+            "stats_model_minute",
+            "stats_model_minute_mv",
             "stats_session_minute",
             "stats_session_minute_mv",
             "stats_type_minute",

@@ -118,7 +118,7 @@ fn bounded(name: &str, value: String) -> Result<String, QueryError> {
 }
 
 /// A time parameter: RFC 3339 (`2025-01-31T12:00:00Z`) or ns since the epoch.
-fn time_param(name: &str, value: &str) -> Result<i64, QueryError> {
+pub(crate) fn time_param(name: &str, value: &str) -> Result<i64, QueryError> {
     if let Ok(ns) = value.parse::<i64>() {
         return Ok(ns);
     }

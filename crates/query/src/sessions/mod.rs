@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chaukas_common::errors::ServiceError as _;
 use chaukas_proto::internal::v1::session_service_server::SessionService;
 use chaukas_proto::internal::v1::{
-    SessionResourceRequest, SessionResourceResponse, TailRequest, TailResponse,
+    ModelStatsRequest, SessionResourceRequest, SessionResourceResponse, TailRequest, TailResponse,
 };
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -35,10 +35,59 @@ const JSON_LD: &str = "application/ld+json";
 pub const PROTOBUF_EVENT: &str = "application/x-protobuf; proto=chaukas.spec.common.v1.Event";
 
 /// What a path under `/v1/sessions/{id}` asks for.
-enum View<'a> {
+enum View {
     Detail,
     Prov,
-    Event(&'a str),
+    Event(String),
+}
+
+/// The session id and view a path asks for. The path comes percent-encoded, as the caller
+/// sent it, and is split before its segments are decoded: an id containing `/` is
+/// addressable as `%2F`.
+fn view_of(path: &str) -> Result<(String, View), QueryError> {
+    let not_found = || {
+        QueryError::NotFound(format!(
+            "no such resource {path:?}: use /v1/sessions, /v1/sessions/{{id}}, \
+             /v1/sessions/{{id}}/prov or /v1/sessions/{{id}}/events/{{event id}} \
+             (with `/` in an id written %2F)"
+        ))
+    };
+    let segments: Vec<String> = path
+        .split('/')
+        .map(percent_decoded)
+        .collect::<Option<_>>()
+        .ok_or_else(|| QueryError::invalid("the path is not valid percent-encoded UTF-8"))?;
+    let (id, view) = match segments.as_slice() {
+        [id] => (id, View::Detail),
+        [id, prov] if prov == "prov" => (id, View::Prov),
+        [id, events, event] if events == "events" && !event.is_empty() => {
+            (id, View::Event(event.clone()))
+        }
+        _ => return Err(not_found()),
+    };
+    if id.is_empty() {
+        return Err(not_found());
+    }
+    Ok((id.clone(), view))
+}
+
+/// `segment` with its `%XX` escapes decoded; `None` for a bad escape or bytes that are not
+/// UTF-8.
+fn percent_decoded(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Serves session resources from ClickHouse.
@@ -92,20 +141,10 @@ impl SessionReader {
             let page = self.list(&request, now_ns, idle_ns).await?;
             return Ok(json_body(JSON, &page));
         }
-        let (id, view) = match (path.strip_suffix("/prov"), path.split_once("/events/")) {
-            (Some(id), _) => (id, View::Prov),
-            (None, Some((id, event_id))) => (id, View::Event(event_id)),
-            (None, None) => (path, View::Detail),
-        };
-        let bad_event = matches!(view, View::Event(e) if e.is_empty() || e.contains('/'));
-        if id.is_empty() || id.contains('/') || bad_event {
-            return Err(QueryError::NotFound(format!(
-                "no such resource {path:?}: use /v1/sessions, /v1/sessions/{{id}}, \
-                 /v1/sessions/{{id}}/prov or /v1/sessions/{{id}}/events/{{event id}}"
-            )));
-        }
-        let session_id = detail::resolve(&self.clickhouse, tenant, &request.project_id, id).await?;
-        if let View::Event(event_id) = view {
+        let (id, view) = view_of(path)?;
+        let session_id =
+            detail::resolve(&self.clickhouse, tenant, &request.project_id, &id).await?;
+        if let View::Event(event_id) = &view {
             let event = detail::one_event(
                 &self.clickhouse,
                 tenant,
@@ -132,6 +171,20 @@ impl SessionReader {
         Ok(json_body(JSON, &detail))
     }
 
+    async fn model_stats(
+        &self,
+        request: ModelStatsRequest,
+    ) -> Result<SessionResourceResponse, QueryError> {
+        if request.tenant_id.is_empty() {
+            return Err(QueryError::invalid("a tenant is required"));
+        }
+        let _slot = self.reads.start(&request.tenant_id)?;
+        let mut filter = crate::model_stats::ModelStatsFilter::parse(&request.query, now_ns())?;
+        confine_project(&mut filter.project_id, &request.project_id)?;
+        let stats = crate::model_stats::read(&self.clickhouse, &request.tenant_id, &filter).await?;
+        Ok(json_body(JSON, &stats))
+    }
+
     async fn list(
         &self,
         request: &SessionResourceRequest,
@@ -139,14 +192,7 @@ impl SessionReader {
         idle_ns: i64,
     ) -> Result<ListPage, QueryError> {
         let (mut filter, token) = list::SessionFilter::parse(&request.query)?;
-        if !request.project_id.is_empty() {
-            if !filter.project_id.is_empty() && filter.project_id != request.project_id {
-                return Err(QueryError::invalid(
-                    "project: this API key may only read its own project",
-                ));
-            }
-            filter.project_id = request.project_id.clone();
-        }
+        confine_project(&mut filter.project_id, &request.project_id)?;
         let digest = digest(&request.tenant_id, &filter);
         if !token.is_empty() {
             let cursor = self
@@ -200,6 +246,21 @@ fn digest(tenant: &str, filter: &list::SessionFilter) -> [u8; 32] {
     .into()
 }
 
+/// A project key's project (`key_project`, empty for a tenant key) replaces the filter's
+/// empty one; another one is refused.
+fn confine_project(filter: &mut String, key_project: &str) -> Result<(), QueryError> {
+    if key_project.is_empty() {
+        return Ok(());
+    }
+    if !filter.is_empty() && filter != key_project {
+        return Err(QueryError::invalid(
+            "project: this API key may only read its own project",
+        ));
+    }
+    key_project.clone_into(filter);
+    Ok(())
+}
+
 fn json_body(content_type: &str, value: &impl Serialize) -> SessionResourceResponse {
     SessionResourceResponse {
         content_type: content_type.into(),
@@ -238,5 +299,48 @@ impl SessionService for SessionReader {
             .await
             .map(Response::new)
             .map_err(|error| error.to_status())
+    }
+
+    async fn get_model_stats(
+        &self,
+        request: Request<ModelStatsRequest>,
+    ) -> Result<Response<SessionResourceResponse>, Status> {
+        self.model_stats(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| error.to_status())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(path: &str) -> Option<(String, String)> {
+        view_of(path).ok().map(|(id, view)| {
+            let view = match view {
+                View::Detail => "detail".to_owned(),
+                View::Prov => "prov".to_owned(),
+                View::Event(event) => format!("event {event}"),
+            };
+            (id, view)
+        })
+    }
+
+    #[test]
+    fn paths_are_split_before_they_are_decoded() {
+        let of = |id: &str, view: &str| Some((id.to_owned(), view.to_owned()));
+        assert_eq!(parsed("s-1"), of("s-1", "detail"));
+        assert_eq!(parsed("a%2Fb"), of("a/b", "detail"));
+        assert_eq!(parsed("a%2Fb/prov"), of("a/b", "prov"));
+        assert_eq!(parsed("a%2Fprov"), of("a/prov", "detail"));
+        assert_eq!(parsed("a/events/e%2F1"), of("a", "event e/1"));
+        assert_eq!(parsed("caf%C3%A9"), of("café", "detail"));
+        assert_eq!(parsed("a/b"), None, "a bare slash is not part of an id");
+        assert_eq!(parsed("a/events/"), None);
+        assert_eq!(parsed("a/events/e/more"), None);
+        assert!(matches!(view_of("%zz"), Err(QueryError::Invalid(_))));
+        assert!(matches!(view_of("%C3"), Err(QueryError::Invalid(_))));
+        assert!(matches!(view_of("%4"), Err(QueryError::Invalid(_))));
     }
 }
