@@ -87,12 +87,16 @@ wait_for() {
 }
 
 # start_nats PORT MONITOR_PORT [USER PASSWORD]: JetStream with file storage under
-# $RUN_DIR/nats; with USER and PASSWORD, clients must authenticate as that user.
+# $RUN_DIR/nats; with USER and PASSWORD, clients must authenticate as that user. Messages
+# may be up to 8 MiB (NATS's advice for the most), so events larger than the gateway's
+# default limit can be let in by configuration alone (docs/console.md); nothing publishes
+# more than `nats.max_message_bytes` (1 MiB by default).
 start_nats() {
   local port=$1 monitor=$2 auth=()
   [ $# -ge 4 ] && auth=(--user "$3" --pass "$4")
   mkdir -p "$RUN_DIR/nats"
-  start_process nats "$(bin_path nats-server)" -js -sd "$RUN_DIR/nats" \
+  echo "max_payload: 8388608" > "$RUN_DIR/nats.conf"
+  start_process nats "$(bin_path nats-server)" -c "$RUN_DIR/nats.conf" -js -sd "$RUN_DIR/nats" \
     -a 127.0.0.1 -p "$port" -m "$monitor" "${auth[@]}"
   wait_for nats 30 curl -fsS "http://127.0.0.1:$monitor/healthz?js-enabled-only=true"
 }

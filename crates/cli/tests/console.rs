@@ -61,11 +61,37 @@ fn console_session() -> Vec<Event> {
                     "parent_span_id": "root", "timestamp": "2025-11-24T16:00:05Z"}),
         ),
         with(
+            json!({"event_id": "k5", "type": "TOOL_CALL_START", "status": "STARTED", "span_id": "t2",
+                    "parent_span_id": "root", "timestamp": "2025-11-24T16:00:06Z",
+                    "content": {"kind": "tool_call", "name": "export_report", "arguments": {"month": "2025-10"}}}),
+        ),
+        with(
+            json!({"event_id": "k6", "type": "TOOL_CALL_END", "status": "COMPLETED", "span_id": "t2",
+                    "parent_span_id": "root", "timestamp": "2025-11-24T16:00:08Z",
+                    "content": {"kind": "tool_response", "tool_call_id": "t2",
+                                "output": {"rows": report_rows()}}}),
+        ),
+        with(
             json!({"event_id": "k9", "type": "SESSION_END", "status": "COMPLETED", "span_id": "root",
                     "timestamp": "2025-11-24T16:00:09Z"}),
         ),
     ]
 }
+
+/// The rows of a tool's exported report: about 5 MB once encoded, for the console to show
+/// without freezing.
+fn report_rows() -> serde_json::Value {
+    (0..42_000)
+        .map(|i| {
+            json!({"id": i, "customer": format!("customer-{i:06}"),
+                   "note": "one line of an exported monthly report, as long as real ones"})
+        })
+        .collect()
+}
+
+/// Events up to 6 MiB are let in (NATS takes 8 MiB messages in the harness): the default
+/// limit is 512 KiB, and raising it is how a deployment accepts large tool results.
+const LARGE_EVENT_BYTES: usize = 6 * 1024 * 1024;
 
 /// A session of `spans` tool calls, one START and one END each.
 fn big_session(spans: usize) -> Vec<Event> {
@@ -99,7 +125,13 @@ async fn the_console_works_in_headless_chromium() {
             && browser_dir.join("node_modules/playwright-core").exists(),
         "needs {chromium} and tests/browser/node_modules: run `bash tests/browser/setup.sh` (make test does)"
     );
-    let pipeline = Pipeline::start().await;
+    let pipeline = Pipeline::start_with(|gateway, writer| {
+        gateway.gateway.max_event_bytes = LARGE_EVENT_BYTES;
+        // The shared [nats] section: the stream's message limit follows it.
+        gateway.nats.max_message_bytes = LARGE_EVENT_BYTES + 64 * 1024;
+        writer.nats.max_message_bytes = gateway.nats.max_message_bytes;
+    })
+    .await;
     let key = create_key(
         &pipeline,
         "acme",
@@ -107,6 +139,11 @@ async fn the_console_works_in_headless_chromium() {
     )
     .await;
     let small = console_session();
+    let report = prost::Message::encoded_len(&small[6]);
+    assert!(
+        (5_000_000..LARGE_EVENT_BYTES).contains(&report),
+        "the report event is {report} bytes, not about 5 MB"
+    );
     let big = big_session(10_000);
     let total = (small.len() + big.len()) as u64;
     ingest_with_key(&pipeline, &key, small).await;
@@ -152,6 +189,7 @@ async fn the_console_works_in_headless_chromium() {
         "sessions",
         "session",
         "event",
+        "large-result",
         "stats",
         "tail",
         "big-session",

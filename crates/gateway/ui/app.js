@@ -67,7 +67,27 @@ function failure(error) {
 const fmtTime = (iso) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "");
 const fmtMs = (ms) => (ms === undefined || ms === null ? "" : ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
 const badge = (outcome) => el("span", { class: `badge ${outcome}` }, outcome.replace("_", " "));
-const json = (value) => el("pre", { class: "json" }, JSON.stringify(value, null, 2));
+const PREVIEW = 256 * 1024; // characters of one text shown at first: a 5 MB payload stays smooth
+
+/** `text` made into a node by `make`, cut at PREVIEW characters with a button for the rest. */
+function clipped(text, make) {
+  if (text.length <= PREVIEW) return make(text);
+  const node = make(text.slice(0, PREVIEW));
+  const note = el("p", { class: "muted" }, `Showing the first ${PREVIEW / 1024} KB of ${(text.length / 1048576).toFixed(1)} MB. `,
+    el("button", { type: "button", onclick: () => { node.replaceWith(make(text)); note.remove(); } }, "Show all"));
+  return el("div", { class: "clipped" }, node, note);
+}
+
+const json = (value) => clipped(JSON.stringify(value, null, 2), (text) => el("pre", { class: "json" }, text));
+
+/** A <details> whose body is made only when first opened (a large raw event costs nothing until then). */
+function lazyDetails(summary, make) {
+  const details = el("details", {}, el("summary", {}, summary));
+  details.addEventListener("toggle", () => {
+    if (details.open && details.childElementCount === 1) details.append(make());
+  });
+  return details;
+}
 
 // ---- sign in ------------------------------------------------------------------------
 
@@ -271,8 +291,8 @@ function renderEvent(event, detail) {
     const messages = (content.request && content.request.messages) || [];
     const reply = content.response && (content.response.content || (content.response.choices || [])[0]?.message?.content);
     parts.push(el("div", { class: "chat" },
-      messages.map((m) => el("div", { class: `msg ${m.role || "user"}` }, el("div", { class: "role" }, m.role || ""), typeof m.content === "string" ? m.content : JSON.stringify(m.content))),
-      reply ? el("div", { class: "msg assistant" }, el("div", { class: "role" }, "assistant"), String(reply)) : null));
+      messages.map((m) => message(m.role || "user", typeof m.content === "string" ? m.content : JSON.stringify(m.content))),
+      reply ? message("assistant", String(reply)) : null));
     parts.push(el("p", { class: "muted" }, `${content.provider || ""} ${content.model || ""} · tokens ${content.prompt_tokens || 0} / ${content.completion_tokens || 0}`));
   } else if (content.kind === "tool_call") {
     parts.push(el("p", {}, `Tool ${content.name || ""}`), json(content.arguments || {}));
@@ -302,11 +322,16 @@ function renderEvent(event, detail) {
         }
       } }, "Verify inclusion"), " ", result));
   }
-  parts.push(el("details", {}, el("summary", {}, "Raw event"), json(event)));
+  parts.push(lazyDetails("Raw event", () => json(event)));
   return el("article", {}, parts);
 }
 
+const message = (role, text) => el("div", { class: `msg ${role}` }, el("div", { class: "role" }, role),
+  clipped(text, (shown) => el("span", {}, shown)));
+
 // ---- stats --------------------------------------------------------------------------
+
+const TYPE_COLOURS = 8; // the chart stacks the 7 most frequent types, the rest as "other"
 
 async function statsPage() {
   show(el("h1", {}, "Stats"), el("p", { class: "muted" }, "Loading…"));
@@ -321,28 +346,57 @@ async function statsPage() {
     const total = await stat(null);
     const perHour = [];
     for (const window of windows) perHour.push(await stat(window));
+    const models = await api(`/v1/stats/models?from=${new Date(windows[0][0]).toISOString()}&to=${new Date(now).toISOString()}`);
     const sessions = await api("/v1/sessions?page_size=500");
     const rows = sessions.sessions;
     const failed = rows.filter((s) => s.outcome === "failed" || s.outcome === "partial").length;
     const durations = rows.map((s) => s.duration_ms).sort((a, b) => a - b);
     const q = (p) => durations.length ? durations[Math.min(durations.length - 1, Math.floor(p * durations.length))] : 0;
-    const max = Math.max(1, ...perHour.map((h) => Number(h.total_events || 0)));
     const byType = Object.entries(total.events_by_type || {}).sort((a, b) => b[1] - a[1]);
     show(el("h1", {}, "Stats"),
       el("div", { class: "cards" }, [["Events", total.total_events], ["Sessions", total.total_sessions],
         ["Sessions failed or partial (latest 500)", `${failed} of ${rows.length}`],
-        ["Session duration p50 / p95 (latest 500)", `${fmtMs(q(0.5))} / ${fmtMs(q(0.95))}`],
-        ["Tokens in / out (latest 500)", `${rows.reduce((a, s) => a + s.input_tokens, 0)} / ${rows.reduce((a, s) => a + s.output_tokens, 0)}`],
-        ["Cost (latest 500)", rows.reduce((a, s) => a + s.cost, 0).toFixed(4)]].map(([label, value]) =>
+        ["Session duration p50 / p95 (latest 500)", `${fmtMs(q(0.5))} / ${fmtMs(q(0.95))}`]].map(([label, value]) =>
         el("div", { class: "card" }, el("div", { class: "muted" }, label), el("div", { class: "value" }, value)))),
-      el("h2", {}, `Events per hour, last ${hours} h`),
-      el("div", { class: "chart", role: "img", "aria-label": "Events per hour" }, perHour.map((h, i) =>
-        el("div", { class: "col", style: `height:${(Number(h.total_events || 0) / max) * 100}%`, title: `${new Date(windows[i][0]).toISOString()}: ${h.total_events || 0}` }))),
-      el("h2", {}, "Events by type"),
-      el("table", {}, el("tbody", {}, byType.map(([type, count]) => el("tr", {}, el("td", {}, type.replace("EVENT_TYPE_", "")), el("td", { class: "num" }, count))))));
+      el("h2", {}, `Events by type per hour, last ${hours} h`),
+      typeChart(perHour, windows, byType.map(([type]) => type)),
+      el("h2", {}, `Tokens and cost by model, last ${hours} h`),
+      modelTable(models),
+      el("h2", {}, "Events by type, all time"),
+      el("table", {}, el("tbody", {}, byType.map(([type, count]) => el("tr", {}, el("td", {}, shortType(type)), el("td", { class: "num" }, count))))));
   } catch (error) {
     show(el("h1", {}, "Stats"), failure(error));
   }
+}
+
+const shortType = (type) => type.replace("EVENT_TYPE_", "");
+
+/** Stacked columns, one per hour: the most frequent types in their colour, the rest as "other". */
+function typeChart(perHour, windows, typesByFrequency) {
+  const shown = typesByFrequency.slice(0, TYPE_COLOURS - 1);
+  const max = Math.max(1, ...perHour.map((h) => Number(h.total_events || 0)));
+  const columns = perHour.map((hour, i) => {
+    const counts = Object.entries(hour.events_by_type || {});
+    const segment = (label, count, colour) => (count > 0
+      ? el("div", { class: `seg t${colour}`, style: `height:${(count / max) * 100}%`, title: `${label}: ${count}` })
+      : null);
+    const other = counts.filter(([type]) => !shown.includes(type)).reduce((sum, [, n]) => sum + Number(n), 0);
+    return el("div", { class: "col", title: `${new Date(windows[i][0]).toISOString()}: ${hour.total_events || 0}` },
+      segment("other", other, TYPE_COLOURS - 1),
+      shown.slice().reverse().map((type) => segment(shortType(type), Number((hour.events_by_type || {})[type] || 0), shown.indexOf(type))));
+  });
+  const legend = el("ul", { class: "legend" }, [...shown.map(shortType), "other"].map((label, i) =>
+    el("li", {}, el("span", { class: `swatch t${i === shown.length ? TYPE_COLOURS - 1 : i}` }), label)));
+  return el("div", {}, el("div", { class: "chart stacked", role: "img", "aria-label": "Events by type per hour" }, columns), legend);
+}
+
+function modelTable(stats) {
+  const rows = stats.others ? [...stats.models, Object.assign({}, stats.others, { provider: "", model: "(other models)" })] : stats.models;
+  if (!rows.length) return el("p", { class: "muted" }, "No model calls in this range.");
+  const header = ["Provider", "Model", "Calls", "Failed", "Input tokens", "Output tokens", "Cost"];
+  return el("table", { class: "models" }, el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.map((m) => el("tr", {}, el("td", {}, m.provider), el("td", {}, m.model),
+      [m.calls, m.failed_calls, m.input_tokens, m.output_tokens, m.cost.toFixed(4)].map((v) => el("td", { class: "num" }, v))))));
 }
 
 // ---- live tail ----------------------------------------------------------------------
