@@ -176,3 +176,43 @@ async fn tokens_cost_and_calls_are_summed_by_model_and_provider() {
     assert_eq!(status, 403, "another tenant than the key's");
     pipeline.stop().await;
 }
+
+#[tokio::test]
+async fn past_two_hundred_models_the_rest_are_summed() {
+    let pipeline = Pipeline::start().await;
+    let ingest = create_key(&pipeline, "many", &[Scope::Ingest]).await;
+    // 205 models of one call each, model i with i + 1 input tokens.
+    let events: Vec<Event> = (0..205_i32)
+        .map(|i| {
+            let model = format!("model-{i:03}");
+            let tokens = i + 1;
+            let end = Some(EventStatus::Completed);
+            model_event(
+                ("many", "p"),
+                &format!("e{i}"),
+                end,
+                ("lab", &model),
+                (tokens, 0),
+            )
+        })
+        .collect();
+    ingest_with_key(&pipeline, &ingest, events).await;
+    pipeline
+        .assert_stored_once(205, Duration::from_secs(30))
+        .await;
+    let stats = create_key(&pipeline, "many", &[Scope::Stats]).await;
+    let (status, answer) = get_json(&pipeline, &stats, "/v1/stats/models").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_conforms("ModelStats", &answer);
+    let shown = figures(&answer);
+    assert_eq!(shown.len(), 200);
+    assert_eq!(
+        shown[0].0, "lab/model-204",
+        "most tokens first among equal calls"
+    );
+    // The five with the fewest tokens (1 to 5) are the others.
+    assert_eq!(answer["others"]["calls"], 5, "{}", answer["others"]);
+    assert_eq!(answer["others"]["input_tokens"], 15);
+    assert_eq!(answer["others"]["model"], "");
+    pipeline.stop().await;
+}

@@ -97,11 +97,55 @@ pub async fn read(
     filter: &ModelStatsFilter,
 ) -> Result<ModelStats, QueryError> {
     let (first, end) = filter.minutes();
-    let mut sql = Sql::new(
-        "SELECT provider, model, sum(calls) AS calls, sum(failed_calls) AS failed_calls, \
+    // One more than shown, to know whether there are others: a tenant's clients name the
+    // models, so there may be any number of them, and only these rows are read back.
+    let mut sql = statement(tenant, filter, (first, end), true);
+    sql.push(" ORDER BY calls DESC, input_tokens + output_tokens DESC, provider, model LIMIT ")
+        .int(MAX_MODELS as i64 + 1);
+    let mut models: Vec<ModelFigures> = sql.fetch_all(client).await?;
+    let mut others = None;
+    if models.len() > MAX_MODELS {
+        models.truncate(MAX_MODELS);
+        let totals: Vec<ModelFigures> = statement(tenant, filter, (first, end), false)
+            .fetch_all(client)
+            .await?;
+        let mut rest = totals.into_iter().next().unwrap_or_default();
+        for shown in &models {
+            rest.calls = rest.calls.saturating_sub(shown.calls);
+            rest.failed_calls = rest.failed_calls.saturating_sub(shown.failed_calls);
+            rest.input_tokens = rest.input_tokens.saturating_sub(shown.input_tokens);
+            rest.output_tokens = rest.output_tokens.saturating_sub(shown.output_tokens);
+            rest.cost -= shown.cost;
+        }
+        rest.cost = rest.cost.max(0.0);
+        others = Some(rest);
+    }
+    Ok(ModelStats {
+        from: rfc3339(first * MINUTE_NS),
+        to: rfc3339(end.saturating_mul(MINUTE_NS)),
+        models,
+        others,
+    })
+}
+
+/// The sums over the filter's minutes, by provider and model or (not `by_model`) in one row
+/// of totals with an empty provider and model.
+fn statement(
+    tenant: &str,
+    filter: &ModelStatsFilter,
+    (first, end): (i64, i64),
+    by_model: bool,
+) -> Sql {
+    let names = if by_model {
+        "provider, model"
+    } else {
+        "'' AS provider, '' AS model"
+    };
+    let mut sql = Sql::new(&format!(
+        "SELECT {names}, sum(calls) AS calls, sum(failed_calls) AS failed_calls, \
          sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, \
-         sum(cost) AS cost FROM stats_model_minute WHERE tenant_id = ",
-    );
+         sum(cost) AS cost FROM stats_model_minute WHERE tenant_id = "
+    ));
     sql.text(tenant);
     if !filter.project_id.is_empty() {
         sql.push(" AND project_id = ").text(&filter.project_id);
@@ -109,31 +153,11 @@ pub async fn read(
     sql.push(" AND minute >= ")
         .int(first)
         .push(" AND minute < ")
-        .int(end)
-        .push(
-            " GROUP BY provider, model \
-             ORDER BY calls DESC, input_tokens + output_tokens DESC, provider, model",
-        );
-    let mut models: Vec<ModelFigures> = sql.fetch_all(client).await?;
-    let others = (models.len() > MAX_MODELS).then(|| {
-        models
-            .split_off(MAX_MODELS)
-            .into_iter()
-            .fold(ModelFigures::default(), |mut sum, row| {
-                sum.calls += row.calls;
-                sum.failed_calls += row.failed_calls;
-                sum.input_tokens += row.input_tokens;
-                sum.output_tokens += row.output_tokens;
-                sum.cost += row.cost;
-                sum
-            })
-    });
-    Ok(ModelStats {
-        from: rfc3339(first * MINUTE_NS),
-        to: rfc3339(end.saturating_mul(MINUTE_NS)),
-        models,
-        others,
-    })
+        .int(end);
+    if by_model {
+        sql.push(" GROUP BY provider, model");
+    }
+    sql
 }
 
 #[cfg(test)]
