@@ -288,6 +288,17 @@ async fn a_reader_that_stops_reading_is_cut_off_with_a_message() {
     pipeline.stop().await;
 }
 
+/// A pipeline with ten events of tenant `acme` stored (leaves 0 to 9), and a key of it.
+async fn ten_stored() -> (Pipeline, String) {
+    let pipeline = Pipeline::start().await;
+    let key = create_key(&pipeline, "acme", &[Scope::Query, Scope::Ingest]).await;
+    send(&pipeline, &key, 0..10).await;
+    pipeline
+        .assert_stored_once(10, Duration::from_secs(30))
+        .await;
+    (pipeline, key)
+}
+
 /// Runs `mutation` on the pipeline's database and waits until `left` counts 0 rows.
 async fn mutate(pipeline: &Pipeline, mutation: &str, left: &str) {
     let client = pipeline.clickhouse_client();
@@ -312,12 +323,7 @@ async fn tail_leaves(pipeline: &Pipeline, key: &str, count: usize) -> Vec<u64> {
 
 #[tokio::test]
 async fn a_stored_event_missing_from_log_leaves_is_still_delivered() {
-    let pipeline = Pipeline::start().await;
-    let key = create_key(&pipeline, "acme", &[Scope::Query, Scope::Ingest]).await;
-    send(&pipeline, &key, 0..10).await;
-    pipeline
-        .assert_stored_once(10, Duration::from_secs(30))
-        .await;
+    let (pipeline, key) = ten_stored().await;
     // What a server failure between writing `events` and its views would leave: leaf 4
     // stored, but not recorded in `log_leaves`.
     mutate(
@@ -336,12 +342,7 @@ async fn a_stored_event_missing_from_log_leaves_is_still_delivered() {
 
 #[tokio::test]
 async fn leaves_recorded_before_their_locations_were_are_found_in_events() {
-    let pipeline = Pipeline::start().await;
-    let key = create_key(&pipeline, "acme", &[Scope::Query, Scope::Ingest]).await;
-    send(&pipeline, &key, 0..10).await;
-    pipeline
-        .assert_stored_once(10, Duration::from_secs(30))
-        .await;
+    let (pipeline, key) = ten_stored().await;
     // Leaves 2..6 as migration 0008 found them: no location. Leaf 7 as an INSERT running
     // during that migration left it: recorded twice, once without a location.
     mutate(

@@ -66,6 +66,7 @@ function failure(error) {
 
 const fmtTime = (iso) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "");
 const fmtMs = (ms) => (ms === undefined || ms === null ? "" : ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
+const percent = (part, whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : "–");
 const badge = (outcome) => el("span", { class: `badge ${outcome}` }, outcome.replace("_", " "));
 const PREVIEW = 256 * 1024; // characters of one text shown at first: a 5 MB payload stays smooth
 
@@ -353,8 +354,11 @@ async function statsPage() {
     const durations = rows.map((s) => s.duration_ms).sort((a, b) => a - b);
     const q = (p) => durations.length ? durations[Math.min(durations.length - 1, Math.floor(p * durations.length))] : 0;
     const byType = Object.entries(total.events_by_type || {}).sort((a, b) => b[1] - a[1]);
+    const dayEvents = perHour.reduce((sum, h) => sum + Number(h.total_events || 0), 0);
+    const dayErrors = perHour.reduce((sum, h) => sum + Number((h.events_by_type || {}).EVENT_TYPE_ERROR || 0), 0);
     show(el("h1", {}, "Stats"),
       el("div", { class: "cards" }, [["Events", total.total_events], ["Sessions", total.total_sessions],
+        ["Error events, last 24 h", `${dayErrors} of ${dayEvents} (${percent(dayErrors, dayEvents)})`],
         ["Sessions failed or partial (latest 500)", `${failed} of ${rows.length}`],
         ["Session duration p50 / p95 (latest 500)", `${fmtMs(q(0.5))} / ${fmtMs(q(0.95))}`]].map(([label, value]) =>
         el("div", { class: "card" }, el("div", { class: "muted" }, label), el("div", { class: "value" }, value)))),
@@ -393,10 +397,11 @@ function typeChart(perHour, windows, typesByFrequency) {
 function modelTable(stats) {
   const rows = stats.others ? [...stats.models, Object.assign({}, stats.others, { provider: "", model: "(other models)" })] : stats.models;
   if (!rows.length) return el("p", { class: "muted" }, "No model calls in this range.");
-  const header = ["Provider", "Model", "Calls", "Failed", "Input tokens", "Output tokens", "Cost"];
+  const header = ["Provider", "Model", "Calls", "Failed", "Failure rate", "Input tokens", "Output tokens", "Cost"];
   return el("table", { class: "models" }, el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
     el("tbody", {}, rows.map((m) => el("tr", {}, el("td", {}, m.provider), el("td", {}, m.model),
-      [m.calls, m.failed_calls, m.input_tokens, m.output_tokens, m.cost.toFixed(4)].map((v) => el("td", { class: "num" }, v))))));
+      [m.calls, m.failed_calls, percent(m.failed_calls, m.calls),
+        m.input_tokens, m.output_tokens, m.cost.toFixed(4)].map((v) => el("td", { class: "num" }, v))))));
 }
 
 // ---- live tail ----------------------------------------------------------------------
