@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use chaukas_proto::common::v1::event::Content;
 use chaukas_proto::common::v1::{Author, Event, EventStatus, EventType, Severity};
 use prost::Message;
 
@@ -149,6 +150,19 @@ pub fn validate(event: &Event, max_event_bytes: usize) -> Result<(), Rejection> 
     }
     bounded("event.agent_name", &event.agent_name, MAX_NAME_BYTES)?;
     bounded("event.branch", &event.branch, MAX_NAME_BYTES)?;
+    // Keys of the figures by model (`GET /v1/stats/models`): bounded like the agent's name,
+    // so an answer of 200 models stays small whatever clients send.
+    if let Some(Content::LlmInvocation(llm)) = &event.content {
+        bounded(
+            "event.llm_invocation.provider",
+            &llm.provider,
+            MAX_NAME_BYTES,
+        )?;
+        bounded("event.llm_invocation.model", &llm.model, MAX_NAME_BYTES)?;
+    }
+    if let Some(cost) = &event.cost {
+        bounded("event.cost.provider", &cost.provider, MAX_NAME_BYTES)?;
+    }
     if event.tags.len() > MAX_TAGS {
         return Err(Rejection::new(
             "event.tags",
@@ -301,6 +315,18 @@ mod tests {
         assert_eq!(
             rejection(&event),
             "event.session_id is 257 bytes; at most 256 are allowed"
+        );
+
+        let mut event = valid();
+        event.content = Some(Content::LlmInvocation(
+            chaukas_proto::common::v1::LlmInvocation {
+                model: "m".repeat(MAX_NAME_BYTES + 1),
+                ..Default::default()
+            },
+        ));
+        assert_eq!(
+            rejection(&event),
+            "event.llm_invocation.model is 1025 bytes; at most 1024 are allowed"
         );
 
         let mut event = valid();
