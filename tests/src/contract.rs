@@ -32,7 +32,7 @@ pub fn run_contract_script(script: &str, args: &[&str], stdin: &[u8]) -> ScriptO
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {python} ({error}); `make test` creates it"));
+        .unwrap_or_else(|error| panic!("cannot run {python} ({error}); `make test` creates it, or run `make contract-descriptors` once"));
     let mut input = child.stdin.take().expect("piped stdin");
     std::io::Write::write_all(&mut input, stdin).expect("script reads its input");
     drop(input);

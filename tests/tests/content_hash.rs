@@ -6,48 +6,22 @@
 //! Runs the Python of the throwaway virtualenv `make test` builds from the published
 //! packages (`CHAUKAS_CONTRACT_PYTHON`, default `target/contract/venv/bin/python`).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use chaukas_audit::content::content_hash;
 use chaukas_audit::hash::to_hex;
 use chaukas_tests::corpus::every_kind_of_event;
+use chaukas_tests::run_contract_script;
 use prost::Message;
 
 #[test]
 fn content_hashes_match_protobufs_deterministic_serialization() {
-    let python = std::env::var("CHAUKAS_CONTRACT_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/../target/contract/venv/bin/python",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    let script = format!("{}/contract/deterministic.py", env!("CARGO_MANIFEST_DIR"));
     let mut events = every_kind_of_event("acme");
     assert_eq!(events.len(), 19, "one event of each type");
     let input: String = events
         .iter()
         .map(|event| format!("{}\n", to_hex(&event.encode_to_vec())))
         .collect();
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot run {python} ({error}); `make test` creates it, or run \
-                 `make contract-descriptors` once"
-            )
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "deterministic.py failed");
+    let output = run_contract_script("deterministic.py", &[], input.as_bytes());
+    assert!(output.success, "deterministic.py failed: {}", output.stderr);
     let lines: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
