@@ -41,7 +41,7 @@ contract-descriptors: ## fetch the published chaukas-spec descriptors for the co
 lint-deploy: ## render + lint the Helm chart, validate manifests and docker-compose.yml (offline)
 	@bash tests/deploy/run.sh
 
-bench: ## short benchmark (< 5 min) on a fresh stack of its own; appends to bench/results/
+bench: ## the benchmark (~30 min) on a fresh stack of its own, appended to bench/results/; ONLY=log-cost or privacy runs one phase
 	@bash bench/run.sh quick
 
 bench-full: ## the long benchmark: 10M events stored before the query figures

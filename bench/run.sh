@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make bench` (short profile, < 5 min) and `make bench-full` (10M events): a fresh stack of
+# `make bench` (short profile, ~30 min) and `make bench-full` (10M events): a fresh stack of
 # its own (release build, state under .run-bench/, ports apart from `make up`'s and the test
 # servers'), the benchmark, then the stack stopped and its data removed. Results are appended
-# to bench/results/results.jsonl; docs/benchmarks.md explains the figures.
+# to bench/results/results.jsonl; docs/benchmarks.md explains the figures. ONLY=log-cost or
+# ONLY=privacy runs that phase alone and appends nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -34,4 +35,5 @@ target/release/chaukas-bench --profile "$PROFILE" --commit "$commit" \
   --grpc "http://127.0.0.1:$GATEWAY_GRPC_PORT" --http "127.0.0.1:$GATEWAY_HTTP_PORT" \
   --nats "nats://127.0.0.1:$NATS_PORT" --clickhouse "http://127.0.0.1:$CLICKHOUSE_HTTP_PORT" \
   --pids "$RUN_DIR/pids" --results bench/results \
-  --restart-writer "bash '$ROOT/deploy/local/stack.sh' restart-writer"
+  --restart-writer "bash '$ROOT/deploy/local/stack.sh' restart-writer" \
+  ${ONLY:+--only "$ONLY"}

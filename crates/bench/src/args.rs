@@ -70,4 +70,17 @@ pub struct Args {
     /// Distinct tenants.
     #[arg(long, default_value_t = 50)]
     pub(crate) tenants: u64,
+    /// Runs this phase alone and prints its figures, appending nothing to the results: for
+    /// working on one figure without the whole run's half hour (`make bench ONLY=log-cost`).
+    #[arg(long, value_enum)]
+    pub(crate) only: Option<Phase>,
+}
+
+/// A phase `--only` can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// The audit log on and off (issue #14).
+    LogCost,
+    /// A realistic privacy policy against none (issue #15).
+    Privacy,
 }

@@ -137,8 +137,10 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
     // The last round ends with the log off; the phases after this one need it on.
     restart_writer(plan.restart_writer, true).await?;
     let ratio = |a: &[f64], b: &[f64]| round3(median(a) / median(b));
+    let bytes = stored_bytes(target).await?;
+    println!("    compressed bytes: {bytes}");
     let result = json!({
-        "events_per_run": plan.events_per_run, "runs_each": ROUNDS,
+        "events_per_run": plan.events_per_run, "runs_each": ROUNDS, "compressed_bytes": bytes,
         "log_off": off.json(), "log_on": on.json(),
         "stored_ratio": ratio(&on.stored, &off.stored),
         "services_cpu_ratio": ratio(&on.services_cpu, &off.services_cpu),
@@ -157,4 +159,50 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
         median(&off.clickhouse_cpu),
     );
     Ok(result)
+}
+
+/// What the log adds to what ClickHouse stores, compressed: bytes per event of `events` and
+/// of the log's two columns in it, bytes per leaf of `log_leaves`, column by column. Every
+/// byte is written once per insert and again per merge, so this is most of its cost.
+async fn stored_bytes(target: &Target) -> anyhow::Result<Value> {
+    let columns: Vec<(String, String, u64)> = target
+        .clickhouse
+        .query(
+            "SELECT table, name, data_compressed_bytes FROM system.columns \
+             WHERE database = currentDatabase() AND table IN ('events', 'log_leaves')",
+        )
+        .fetch_all()
+        .await?;
+    let rows: Vec<(String, u64)> = target
+        .clickhouse
+        .query(
+            "SELECT table, sum(rows) FROM system.parts WHERE active \
+             AND database = currentDatabase() AND table IN ('events', 'log_leaves') GROUP BY table",
+        )
+        .fetch_all()
+        .await?;
+    let per_row = |table: &str, bytes: u64| {
+        let rows = rows.iter().find(|(t, _)| t == table).map_or(0, |(_, r)| *r);
+        #[allow(clippy::cast_precision_loss)]
+        let value = if rows == 0 {
+            0.0
+        } else {
+            bytes as f64 / rows as f64
+        };
+        (value * 10.0).round() / 10.0
+    };
+    let mut out = serde_json::Map::new();
+    for table in ["events", "log_leaves"] {
+        let of_table = columns.iter().filter(|(t, _, _)| t == table);
+        let total = of_table.clone().map(|(_, _, b)| b).sum();
+        let mut by_column = serde_json::Map::new();
+        for (_, name, bytes) in of_table {
+            by_column.insert(name.clone(), json!(per_row(table, *bytes)));
+        }
+        out.insert(
+            table.to_owned(),
+            json!({"per_row": per_row(table, total), "by_column": by_column}),
+        );
+    }
+    Ok(Value::Object(out))
 }

@@ -10,7 +10,7 @@ use chaukas_store::ClickHouseConfig;
 use serde_json::{Value, json};
 use tonic::transport::Endpoint;
 
-use crate::args::{Args, Profile};
+use crate::args::{Args, Phase, Profile};
 use crate::checkpoint;
 use crate::ingest::{self, Target, Transport};
 use crate::procs::{self, CpuMark};
@@ -63,41 +63,6 @@ fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-fn machine() -> Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| round(kib / 1024.0 / 1024.0));
-    let nats_version = std::process::Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_default();
-    json!({
-        "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        "cpu_model": cpu,
-        "memory_gib": memory_gib,
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "nats_server": nats_version,
-    })
-}
-
 fn line(name: &str, value: String, target: &str, met: Option<bool>) {
     let verdict = match met {
         Some(true) => "met",
@@ -120,6 +85,54 @@ fn p50_p99_line(name: &str, samples: &Samples, p99_budget: Option<f64>) {
 
 fn opt_ms(value: Option<f64>) -> String {
     value.map_or("-".into(), |ms| format!("{ms:.2} ms"))
+}
+
+fn log_plan<'a>(args: &'a Args, plan: &Plan, restart_writer: &'a str) -> logcost::Plan<'a> {
+    logcost::Plan {
+        restart_writer,
+        pids: &args.pids,
+        // Runs of ~15 s: a ClickHouse merge comes and goes within one (runs of half this
+        // swung from x0.76 to x1.01 between rounds with the same settings).
+        events_per_run: plan.grpc_events,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        settle: Duration::from_secs(120),
+    }
+}
+
+fn privacy_plan(args: &Args, plan: &Plan) -> privacy::Plan {
+    privacy::Plan {
+        events_per_run: plan.auth_events,
+        batch: args.batch,
+        concurrency: args.concurrency,
+        settle: Duration::from_secs(30),
+    }
+}
+
+/// `--only`: one phase on the fresh stack, its figures printed and nothing appended (a
+/// partial record would read as a whole run's in the results' history).
+async fn run_alone(
+    phase: Phase,
+    args: &Args,
+    plan: &Plan,
+    target: &Target,
+    nats: &async_nats::Client,
+) -> anyhow::Result<()> {
+    let figures = match phase {
+        Phase::LogCost => {
+            anyhow::ensure!(
+                !args.restart_writer.is_empty(),
+                "--only log-cost needs --restart-writer"
+            );
+            logcost::compare(target, &log_plan(args, plan, &args.restart_writer)).await?
+        }
+        Phase::Privacy => {
+            let watched = procs::watched(&args.pids);
+            privacy::compare(target, &watched, nats, &privacy_plan(args, plan)).await?
+        }
+    };
+    println!("\n  {phase:?} alone (not appended to the results):\n{figures:#}");
+    Ok(())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -164,6 +177,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "chaukas-bench {run} ({:?} profile), commit {}",
         args.profile, args.commit
     );
+    if let Some(phase) = args.only {
+        return run_alone(phase, &args, &plan, &target, &nats).await;
+    }
 
     // Baselines: the same event bytes, no Chaukas service in between.
     let baseline_events: Vec<_> = (0..64)
@@ -199,19 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("  audit log on/off: skipped (no --restart-writer)");
             Value::Null
         }
-        command => {
-            let log_plan = logcost::Plan {
-                restart_writer: command,
-                pids: &args.pids,
-                // Runs of ~15 s: a ClickHouse merge comes and goes within one (runs of half
-                // this swung from x0.76 to x1.01 between rounds with the same settings).
-                events_per_run: plan.grpc_events,
-                batch: args.batch,
-                concurrency: args.concurrency,
-                settle: Duration::from_secs(120),
-            };
-            logcost::compare(&target, &log_plan).await?
-        }
+        command => logcost::compare(&target, &log_plan(&args, &plan, command)).await?,
     };
     let watched = procs::watched(&args.pids);
     // End to end, closed loop: the maximum rate. Every phase starts with merges settled.
@@ -232,13 +236,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // The same closed loop with and without API keys checked on every request.
     let keys = keys::compare(&target, &nats, &args, &run, plan.auth_events, settle).await?;
-    let privacy_plan = privacy::Plan {
-        events_per_run: plan.auth_events,
-        batch: args.batch,
-        concurrency: args.concurrency,
-        settle,
-    };
-    let privacy = privacy::compare(&target, &watched, &nats, &privacy_plan).await?;
+    let privacy = privacy::compare(&target, &watched, &nats, &privacy_plan(&args, &plan)).await?;
     let otlp_plan = otlp::Plan {
         events_per_run: plan.auth_events,
         batch: args.batch,
@@ -523,7 +521,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "time_unix": SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
         "commit": args.commit,
         "profile": format!("{:?}", args.profile).to_lowercase(),
-        "machine": machine(),
+        "machine": procs::machine(),
         "clickhouse_version": clickhouse_version,
         "settings": {"batch": args.batch, "concurrency": args.concurrency, "tenants": args.tenants,
                      "mean_event_bytes": round(mean_bytes)},
