@@ -70,6 +70,7 @@ impl Pipeline {
         struct Stored {
             tenant_id: String,
             leaf_index: u64,
+            sealed: u8,
             #[serde(with = "serde_bytes")]
             content_hash: Vec<u8>,
             #[serde(with = "serde_bytes")]
@@ -97,7 +98,8 @@ impl Pipeline {
         }
         let rows: Vec<Stored> = client
             .query(
-                "SELECT tenant_id, leaf_index, content_hash, payload FROM events ORDER BY event_id",
+                "SELECT tenant_id, leaf_index, sealed, content_hash, payload FROM events \
+                 ORDER BY event_id",
             )
             .fetch_all()
             .await
@@ -106,13 +108,17 @@ impl Pipeline {
         rows.into_iter()
             .map(|row| {
                 let log = logs.get(&row.tenant_id).unwrap_or(&no_log);
-                chaukas_audit::content::with_log_fields(
-                    &row.payload,
-                    row.leaf_index,
-                    &row.content_hash,
-                    log,
-                )
-                .unwrap()
+                let hash = match row.sealed {
+                    0 => Vec::new(),
+                    _ => chaukas_store::log::sealed_hash(
+                        &row.content_hash,
+                        row.leaf_index,
+                        &row.payload,
+                        log,
+                    ),
+                };
+                chaukas_audit::content::with_log_fields(&row.payload, row.leaf_index, &hash, log)
+                    .unwrap()
             })
             .collect()
     }

@@ -167,7 +167,9 @@ async fn a_writer_with_the_log_off_stores_unsealed_events_and_gateways_say_so() 
         && event.worm_proof_id.is_empty()));
     let client = pipeline.clickhouse_client();
     let unsealed: u64 = client
-        .query("SELECT count() FROM events WHERE content_hash = '' AND leaf_index = 0")
+        .query(
+            "SELECT count() FROM events WHERE sealed = 0 AND content_hash = '' AND leaf_index = 0",
+        )
         .fetch_one()
         .await
         .unwrap();

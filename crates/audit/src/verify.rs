@@ -16,10 +16,80 @@ pub struct StoredEvent {
     pub event_id: String,
     /// The `leaf_index` column.
     pub leaf_index: u64,
-    /// The `content_hash` column: 32 bytes, or empty for an event in no log.
+    /// The `sealed` column: whether the row was given a leaf.
+    pub sealed: bool,
+    /// The `content_hash` column: 32 bytes for rows sealed before migration 0010, which
+    /// stored their hash beside the log's record of it; empty for later rows, whose leaf's
+    /// record in the log is their only one.
     pub content_hash: Vec<u8>,
     /// The stored encoding.
     pub payload: Vec<u8>,
+}
+
+/// A finding about one event, once its id and leaf are known.
+type EventFinding = fn(String, u64) -> Finding;
+
+fn content_changed(event_id: String, leaf: u64) -> Finding {
+    Finding::ContentChanged { event_id, leaf }
+}
+
+fn fields_disagree(event_id: String, leaf: u64) -> Finding {
+    Finding::FieldsDisagree { event_id, leaf }
+}
+
+/// What the log fields an older payload carries say against its row: changed if they
+/// claim another hash than its content's, moved if another leaf.
+fn judge_claims(check: &crate::content::SealCheck, leaf: u64) -> Option<EventFinding> {
+    if !check.carries_log_fields {
+        None
+    } else if check.claimed != Some(check.recomputed) {
+        Some(content_changed)
+    } else if check.leaf_index != Some(leaf) {
+        Some(fields_disagree)
+    } else {
+        None
+    }
+}
+
+/// A row that stored its own hash (sealed before migration 0010): changed if its content no
+/// longer hashes to it, moved if the log's record of its leaf is another hash. Returns the
+/// hash the chain follows.
+fn judge_by_stored_hash(
+    check: &crate::content::SealCheck,
+    leaf: u64,
+    stored: &[u8],
+    entry: Option<Hash>,
+) -> (Hash, Option<EventFinding>) {
+    let recorded = Hash::try_from(stored).unwrap_or(check.recomputed);
+    if stored != check.recomputed {
+        return (recorded, Some(content_changed));
+    }
+    let claims = judge_claims(check, leaf);
+    if claims.is_some() {
+        return (recorded, claims);
+    }
+    let moved = entry.is_some_and(|entry| entry != recorded);
+    (recorded, moved.then_some(fields_disagree as EventFinding))
+}
+
+/// A row sealed since migration 0010, whose only recorded hash is the log's entry for its
+/// leaf: moved if its content is another leaf's entry, changed if no leaf's. With no entry
+/// to compare (its leaf's row lost) only the signed root can judge it.
+fn judge_by_entry(
+    check: &crate::content::SealCheck,
+    leaf: u64,
+    entry: Option<Hash>,
+    recorded_at: &std::collections::HashMap<Hash, u64>,
+) -> (Hash, Option<EventFinding>) {
+    let recorded = entry.unwrap_or(check.recomputed);
+    let claims = judge_claims(check, leaf);
+    if claims.is_some() || recorded == check.recomputed {
+        return (recorded, claims);
+    }
+    match recorded_at.get(&check.recomputed) {
+        Some(other) if *other != leaf => (recorded, Some(fields_disagree)),
+        _ => (recorded, Some(content_changed)),
+    }
 }
 
 /// One thing that does not hold, with the event and leaf it concerns.
@@ -163,8 +233,13 @@ pub fn audit_with_record(
         }
     }
     let mut leaves: BTreeMap<u64, Vec<Leaf>> = BTreeMap::new();
+    // Where each recorded entry sits: a row whose content is another leaf's entry was moved.
+    let mut recorded_at: std::collections::HashMap<Hash, u64> = std::collections::HashMap::new();
+    for (&leaf, entry) in &record.entries {
+        recorded_at.entry(*entry).or_insert(leaf);
+    }
     for event in events {
-        if event.content_hash.is_empty() {
+        if !event.sealed {
             findings.push(Finding::Unsealed {
                 event_id: event.event_id,
             });
@@ -177,26 +252,17 @@ pub fn audit_with_record(
             continue;
         };
         let leaf = event.leaf_index;
+        let entry = record.entries.get(&leaf).copied();
         // The chain follows the recorded hash, so a changed event is blamed alone; the tree
         // is built from the recomputed one, so a recorded hash rewritten with it still fails
         // against the signed root.
-        let recorded = Hash::try_from(event.content_hash.as_slice()).unwrap_or(check.recomputed);
-        let claims_changed = check.carries_log_fields && check.claimed != Some(check.recomputed);
-        if claims_changed || event.content_hash != check.recomputed {
-            findings.push(Finding::ContentChanged {
-                event_id: event.event_id.clone(),
-                leaf,
-            });
-        } else if (check.carries_log_fields && check.leaf_index != Some(leaf))
-            || record
-                .entries
-                .get(&leaf)
-                .is_some_and(|entry| *entry != recorded)
-        {
-            findings.push(Finding::FieldsDisagree {
-                event_id: event.event_id.clone(),
-                leaf,
-            });
+        let (recorded, finding) = if event.content_hash.is_empty() {
+            judge_by_entry(&check, leaf, entry, &recorded_at)
+        } else {
+            judge_by_stored_hash(&check, leaf, &event.content_hash, entry)
+        };
+        if let Some(finding) = finding {
+            findings.push(finding(event.event_id.clone(), leaf));
         }
         leaves.entry(leaf).or_default().push(Leaf {
             event_id: event.event_id,

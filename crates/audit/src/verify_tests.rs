@@ -17,6 +17,17 @@ fn sealed_log(n: u64) -> (Vec<StoredEvent>, Checkpoint) {
     (events, checkpoint)
 }
 
+/// The same log as rows sealed since migration 0010 store it: no hash of their own, the
+/// log's entries (returned) the only record of it.
+fn hashless_log(n: u64) -> (Vec<StoredEvent>, Checkpoint, LogRecord) {
+    let (mut events, checkpoint) = sealed_log(n);
+    let record = record_of(&events);
+    for event in &mut events {
+        event.content_hash.clear();
+    }
+    (events, checkpoint, record)
+}
+
 /// What `log_leaves` records of `events`, as the materialized view fills it.
 fn record_of(events: &[StoredEvent]) -> LogRecord {
     LogRecord {
@@ -57,6 +68,7 @@ fn legacy_log(n: u64) -> (Vec<StoredEvent>, Checkpoint) {
         events.push(StoredEvent {
             event_id: event.event_id,
             leaf_index,
+            sealed: true,
             content_hash: hash.to_vec(),
             payload,
         });
@@ -125,8 +137,9 @@ fn a_forged_row_is_named_whatever_it_pretends() {
     events.push(forged.clone());
     let findings = audit(events.clone(), &checkpoint).findings;
     assert!(findings.iter().any(|f| matches!(f, Finding::DuplicateLeaf { leaf: 3, event_ids } if event_ids.contains(&"forged".to_owned()))), "{findings:?}");
-    // Without log fields it is an unsealed row.
+    // Not marked sealed it is an unsealed row.
     events.pop();
+    forged.sealed = false;
     forged.content_hash.clear();
     events.push(forged);
     assert!(
@@ -290,5 +303,52 @@ fn a_lost_or_changed_pruned_entry_and_an_unlogged_prune_are_named() {
             .contains(&Finding::UnloggedPrune { below: 20 }),
         "{:?}",
         audit.findings
+    );
+}
+
+#[test]
+fn rows_without_a_stored_hash_are_judged_by_the_log_entry_of_their_leaf() {
+    let (events, checkpoint, record) = hashless_log(10);
+    let audit = audit_with_record(events.clone(), &checkpoint, &record);
+    assert_eq!(audit.findings, vec![]);
+    assert_eq!(audit.checked, 10);
+
+    // Changed: its content is no leaf's entry.
+    let mut changed = events.clone();
+    edit(&mut changed, 4, |event| {
+        event.agent_name = "someone else".into()
+    });
+    let findings = audit_with_record(changed, &checkpoint, &record).findings;
+    assert!(
+        findings.contains(&Finding::ContentChanged {
+            event_id: "e4".into(),
+            leaf: 4
+        }),
+        "{findings:?}"
+    );
+
+    // Moved: its content is another leaf's entry.
+    let mut swapped = events.clone();
+    swapped[2].leaf_index = 5;
+    swapped[5].leaf_index = 2;
+    let findings = audit_with_record(swapped, &checkpoint, &record).findings;
+    for (event_id, leaf) in [("e2", 5), ("e5", 2)] {
+        assert!(
+            findings.contains(&Finding::FieldsDisagree {
+                event_id: event_id.into(),
+                leaf
+            }),
+            "{findings:?}"
+        );
+    }
+    assert!(findings.contains(&Finding::RootMismatch { size: 10 }));
+
+    // A leaf's entry lost (a crash between the row's part and the view's): nothing to
+    // compare that row with but the signed root, which it matches.
+    let mut lost = record.clone();
+    lost.entries.remove(&7);
+    assert_eq!(
+        audit_with_record(events, &checkpoint, &lost).findings,
+        vec![]
     );
 }

@@ -155,7 +155,7 @@ pub async fn export(
         .map(|(text, _)| format!("{text}\n"));
     let checkpoint = Checkpoint::parse(&text.unwrap_or_default())?;
     let mut events = chaukas_store::log::sealed_events_of(&client, tenant, session).await?;
-    events.retain(|event| !event.content_hash.is_empty());
+    events.retain(|event| event.sealed);
     events.sort_by_key(|event| event.leaf_index);
     let newer = events
         .iter()
@@ -164,18 +164,24 @@ pub async fn export(
     events.retain(|event| event.leaf_index < checkpoint.size);
     // Stored payloads are canonical: the bundle's events carry their log fields, as
     // QueryEvents returns them.
-    let previous = chaukas_store::log::previous_entries(
+    let entries = chaukas_store::log::entries_around(
         &client,
         tenant,
         events.iter().map(|event| event.leaf_index),
     )
     .await?;
     for event in &mut events {
+        event.content_hash = chaukas_store::log::sealed_hash(
+            &event.content_hash,
+            event.leaf_index,
+            &event.payload,
+            &entries,
+        );
         let filled = chaukas_audit::content::with_log_fields(
             &event.payload,
             event.leaf_index,
             &event.content_hash,
-            &previous,
+            &entries,
         )
         .with_context(|| {
             format!(

@@ -133,10 +133,10 @@ pub async fn run(
         ),
         _ => String::new(),
     };
-    // Rows store the canonical payload; the log fields come from the hash and leaf columns
-    // and the previous leaves' recorded entries (one read for the page).
-    let sealed = payloads.iter().filter(|row| !row.content_hash.is_empty());
-    let previous = chaukas_store::log::previous_entries(
+    // Rows store the canonical payload; the log fields come from the leaf column and the
+    // log's entries for the rows' leaves and the ones before them (one read for the page).
+    let sealed = payloads.iter().filter(|row| row.sealed != 0);
+    let entries = chaukas_store::log::entries_around(
         client,
         &query.filter.tenant_id,
         sealed.map(|row| row.leaf_index),
@@ -146,7 +146,8 @@ pub async fn run(
         .iter()
         .zip(&page)
         .map(|(row, key)| {
-            with_log_fields(&row.payload, row.leaf_index, &row.content_hash, &previous)
+            let hash = row.content_hash(&entries);
+            with_log_fields(&row.payload, row.leaf_index, &hash, &entries)
                 .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -163,10 +164,24 @@ struct StoredPayload {
     event_time_ns: i64,
     event_id: String,
     leaf_index: u64,
+    sealed: u8,
     #[serde(with = "serde_bytes")]
     content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
+}
+
+impl StoredPayload {
+    /// Its content hash as the log records it; empty for a row in no log.
+    fn content_hash(
+        &self,
+        entries: &std::collections::BTreeMap<u64, chaukas_audit::Hash>,
+    ) -> Vec<u8> {
+        if self.sealed == 0 {
+            return Vec::new();
+        }
+        chaukas_store::log::sealed_hash(&self.content_hash, self.leaf_index, &self.payload, entries)
+    }
 }
 
 /// A row of a page, before its payload is read.
@@ -222,7 +237,7 @@ async fn payloads(
     }
     let direction = if query.descending { "DESC" } else { "ASC" };
     let mut sql = keyed_read(
-        "project_id, event_time_ns, event_id, leaf_index, content_hash, payload",
+        "project_id, event_time_ns, event_id, leaf_index, sealed, content_hash, payload",
         &query.filter.tenant_id,
         page.iter()
             .map(|key| (&key.project_id, key.event_time_ns, &key.event_id)),

@@ -95,20 +95,39 @@ pub async fn recorded_entries(
     Ok(entries)
 }
 
-/// The recorded entries of the leaves just before `leaves` (leaf 0 has none): what readers
-/// fill each event's `hash_prev` from.
-pub async fn previous_entries(
+/// The recorded entries a reader of sealed rows needs: each row's own leaf (rows sealed
+/// since migration 0010 store no hash but the log's) and the leaf before it (`hash_prev`).
+pub async fn entries_around(
     client: &clickhouse::Client,
     tenant: &str,
     leaves: impl IntoIterator<Item = u64>,
 ) -> Result<std::collections::BTreeMap<u64, Hash>, StoreError> {
-    let mut previous: Vec<u64> = leaves
+    let mut wanted: Vec<u64> = leaves
         .into_iter()
-        .filter_map(|l| l.checked_sub(1))
+        .flat_map(|leaf| std::iter::once(leaf).chain(leaf.checked_sub(1)))
         .collect();
-    previous.sort_unstable();
-    previous.dedup();
-    recorded_entries(client, tenant, Some(&previous)).await
+    wanted.sort_unstable();
+    wanted.dedup();
+    recorded_entries(client, tenant, Some(&wanted)).await
+}
+
+/// The content hash readers present for a sealed row: the one stored with it (rows sealed
+/// before migration 0010), else the log's entry for its leaf (from [`entries_around`]),
+/// else — that entry lost, as a crash between the row's part and the view's can leave it —
+/// the hash of its payload, the very bytes the writer hashed.
+pub fn sealed_hash(
+    stored: &[u8],
+    leaf: u64,
+    payload: &[u8],
+    entries: &std::collections::BTreeMap<u64, Hash>,
+) -> Vec<u8> {
+    if !stored.is_empty() {
+        return stored.to_vec();
+    }
+    match entries.get(&leaf) {
+        Some(entry) => entry.to_vec(),
+        None => chaukas_audit::content::hash_canonical(payload).to_vec(),
+    }
 }
 
 /// Leaves `start..end` of `tenant`'s log, each exactly once.
@@ -316,6 +335,7 @@ pub async fn latest_checkpoint(
 struct SealedRow {
     event_id: String,
     leaf_index: u64,
+    sealed: u8,
     #[serde(with = "serde_bytes")]
     content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
@@ -339,11 +359,11 @@ pub async fn sealed_events_of(
 ) -> Result<Vec<chaukas_audit::verify::StoredEvent>, StoreError> {
     let sql = match session {
         Some(_) => {
-            "SELECT event_id, leaf_index, content_hash, payload FROM events \
+            "SELECT event_id, leaf_index, sealed, content_hash, payload FROM events \
                     WHERE tenant_id = ? AND session_id = ?"
         }
         None => {
-            "SELECT event_id, leaf_index, content_hash, payload FROM events \
+            "SELECT event_id, leaf_index, sealed, content_hash, payload FROM events \
                  WHERE tenant_id = ?"
         }
     };
@@ -360,6 +380,7 @@ pub async fn sealed_events_of(
         .map(|row| chaukas_audit::verify::StoredEvent {
             event_id: row.event_id,
             leaf_index: row.leaf_index,
+            sealed: row.sealed != 0,
             content_hash: row.content_hash,
             payload: row.payload,
         })

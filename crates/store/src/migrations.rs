@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "model_stats",
         sql: include_str!("../migrations/0009_model_stats.sql"),
     },
+    Migration {
+        version: 10,
+        name: "hash_in_view",
+        sql: include_str!("../migrations/0010_hash_in_view.sql"),
+    },
 ];
 
 /// The table that records applied migrations.

@@ -49,7 +49,7 @@ pub async fn prunable_below(
     cutoff_ns: i64,
 ) -> Result<u64, StoreError> {
     let sql = "SELECT count() AS newer, min(leaf_index) AS first_newer FROM events \
-               WHERE tenant_id = ? AND content_hash != '' AND ingest_time_ns >= ?";
+               WHERE tenant_id = ? AND sealed = 1 AND ingest_time_ns >= ?";
     let boundary: Boundary = client
         .query(sql)
         .bind(tenant)
@@ -70,7 +70,7 @@ pub async fn events_below(
     below: u64,
 ) -> Result<u64, StoreError> {
     let sql = "SELECT count() FROM events \
-               WHERE tenant_id = ? AND content_hash != '' AND leaf_index < ?";
+               WHERE tenant_id = ? AND sealed = 1 AND leaf_index < ?";
     client
         .query(sql)
         .bind(tenant)
@@ -93,7 +93,7 @@ pub async fn delete_below(
     below: u64,
 ) -> Result<(), StoreError> {
     let sql = "ALTER TABLE events DELETE \
-               WHERE tenant_id = ? AND content_hash != '' AND leaf_index < ?";
+               WHERE tenant_id = ? AND sealed = 1 AND leaf_index < ?";
     client
         .query(sql)
         .bind(tenant)

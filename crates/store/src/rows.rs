@@ -57,9 +57,13 @@ pub struct EventRow {
     /// Its leaf index in the tenant's log, once sealed.
     pub leaf_index: u64,
     /// SHA-256 of its canonical encoding without the log fields (32 bytes) once sealed;
-    /// empty until then.
-    #[serde(with = "serde_bytes")]
+    /// empty until then. Kept for the writer's tree, not inserted: the log's view computes
+    /// the same hash from `payload` into `log_leaves` (migration 0010), so `events` does not
+    /// carry 32 incompressible bytes per row a second time.
+    #[serde(skip)]
     pub content_hash: Vec<u8>,
+    /// 1 once sealed (it has a leaf): what readers and the view tell sealed rows by.
+    pub sealed: u8,
     /// Input (prompt) tokens the event reports, for the session summaries.
     pub input_tokens: u64,
     /// Output (completion) tokens the event reports.
@@ -110,6 +114,7 @@ impl EventRow {
             payload: chaukas_audit::content::canonical_encoding(event),
             leaf_index: 0,
             content_hash: Vec::new(),
+            sealed: 0,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cost: usage.cost,

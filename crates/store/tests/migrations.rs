@@ -40,7 +40,7 @@ async fn migrate_creates_the_schema_once_and_records_it() {
             "events",
             "log_checkpoints",
             "log_leaves",
-            "log_leaves_located_mv",
+            "log_leaves_hashed_mv",
             "log_prunes",
             "log_tiles",
             "schema_migrations",

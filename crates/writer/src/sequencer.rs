@@ -125,6 +125,7 @@ impl Sequencer {
             let hash = hash_canonical(&row.payload);
             row.leaf_index = leaf_index;
             row.content_hash = hash.to_vec();
+            row.sealed = 1;
             let tenant = heads
                 .get_key_value(&row.tenant_id)
                 .map(|(tenant, _)| tenant.as_str())

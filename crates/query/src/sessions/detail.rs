@@ -168,7 +168,7 @@ pub async fn one_event(
         ..SessionFilter::default()
     };
     let mut sql =
-        Sql::new("SELECT leaf_index, content_hash, payload FROM events WHERE tenant_id = ");
+        Sql::new("SELECT leaf_index, sealed, content_hash, payload FROM events WHERE tenant_id = ");
     sql.text(tenant).push(" AND session_id = ").text(session);
     if !project.is_empty() {
         sql.push(" AND project_id = ").text(project);
@@ -179,16 +179,16 @@ pub async fn one_event(
     let row = rows.into_iter().next().ok_or_else(|| {
         QueryError::NotFound(format!("no event {event_id:?} in session {session:?}"))
     })?;
-    let previous = if row.content_hash.is_empty() {
+    let entries = if row.sealed == 0 {
         Default::default()
     } else {
-        chaukas_store::log::previous_entries(client, tenant, [row.leaf_index]).await?
+        chaukas_store::log::entries_around(client, tenant, [row.leaf_index]).await?
     };
     chaukas_audit::content::with_log_fields(
         &row.payload,
         row.leaf_index,
-        &row.content_hash,
-        &previous,
+        &row.content_hash(&entries),
+        &entries,
     )
     .map_err(|error| QueryError::Corrupt(format!("event {event_id:?}: {error}")))
 }
@@ -204,8 +204,7 @@ pub(super) struct EventRow {
     pub(super) agent_name: String,
     pub(super) event_time_ns: i64,
     pub(super) leaf_index: u64,
-    #[serde(with = "serde_bytes")]
-    pub(super) content_hash: Vec<u8>,
+    pub(super) sealed: u8,
     #[serde(with = "serde_bytes")]
     pub(super) payload: Vec<u8>,
 }
@@ -252,7 +251,7 @@ pub async fn read(
 fn events_statement(tenant: &str, filter: &SessionFilter) -> Sql {
     let mut sql = Sql::new(
         "SELECT event_id, event_type, status, span_id, parent_span_id, agent_name, \
-         event_time_ns, leaf_index, content_hash, if(length(payload) <= ",
+         event_time_ns, leaf_index, sealed, if(length(payload) <= ",
     );
     sql.int(MAX_DECODED_PAYLOAD)
         .push(", payload, '') AS payload FROM events WHERE tenant_id = ")

@@ -44,10 +44,22 @@ impl IndexRow {
 #[derive(Debug, serde::Deserialize, clickhouse::Row)]
 pub(super) struct StoredRow {
     pub(super) leaf_index: u64,
+    pub(super) sealed: u8,
     #[serde(with = "serde_bytes")]
     pub(super) content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub(super) payload: Vec<u8>,
+}
+
+impl StoredRow {
+    /// Its content hash as the log records it (`entries` from `entries_around`); empty for a
+    /// row in no log.
+    pub(super) fn content_hash(&self, entries: &BTreeMap<u64, chaukas_audit::Hash>) -> Vec<u8> {
+        if self.sealed == 0 {
+            return Vec::new();
+        }
+        chaukas_store::log::sealed_hash(&self.content_hash, self.leaf_index, &self.payload, entries)
+    }
 }
 
 /// One page of the tail.
@@ -69,9 +81,15 @@ pub async fn read(
         });
     };
     let mut stored = stored_rows(client, tenant, &index).await?;
-    let previous =
-        chaukas_store::log::previous_entries(client, tenant, [index[0].leaf_index]).await?;
-    let mut previous_hash: BTreeMap<u64, chaukas_audit::Hash> = previous;
+    let mut entries = chaukas_store::log::entries_around(
+        client,
+        tenant,
+        stored
+            .values()
+            .filter(|row| row.sealed != 0)
+            .map(|row| row.leaf_index),
+    )
+    .await?;
     let mut events = Vec::new();
     let mut bytes = 0usize;
     let mut next_leaf = last.leaf_index + 1;
@@ -80,15 +98,12 @@ pub async fn read(
             // Indexed but its event is gone (retention pruned it): nothing to show.
             continue;
         };
-        let event = with_log_fields(
-            &row.payload,
-            key.leaf_index,
-            &row.content_hash,
-            &previous_hash,
-        )
-        .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))?;
-        if let Ok(hash) = chaukas_audit::Hash::try_from(row.content_hash.as_slice()) {
-            previous_hash.insert(key.leaf_index, hash);
+        let hash = row.content_hash(&entries);
+        let event = with_log_fields(&row.payload, key.leaf_index, &hash, &entries)
+            .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))?;
+        if let Ok(hash) = chaukas_audit::Hash::try_from(hash.as_slice()) {
+            // The next leaf's `hash_prev`, should the log have lost this leaf's row.
+            entries.entry(key.leaf_index).or_insert(hash);
         }
         if !matches(&event, request) {
             continue;
@@ -214,7 +229,7 @@ async fn locate(
         "SELECT leaf_index, project_id, event_time_ns, event_id FROM events WHERE tenant_id = ",
     );
     sql.text(tenant)
-        .push(" AND content_hash != '' AND leaf_index IN (")
+        .push(" AND sealed = 1 AND leaf_index IN (")
         .ints(
             leaves
                 .iter()
@@ -233,7 +248,7 @@ async fn stored_rows(
     index: &[IndexRow],
 ) -> Result<BTreeMap<u64, StoredRow>, QueryError> {
     let sql = crate::events::keyed_read(
-        "leaf_index, content_hash, payload",
+        "leaf_index, sealed, content_hash, payload",
         tenant,
         index
             .iter()

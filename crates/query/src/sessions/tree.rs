@@ -34,7 +34,7 @@ impl TreeBuilder {
             status: status_name(row.status),
             span_id: row.span_id.clone(),
             agent: row.agent_name.clone(),
-            leaf_index: (!row.content_hash.is_empty()).then_some(row.leaf_index),
+            leaf_index: (row.sealed != 0).then_some(row.leaf_index),
         });
         if kind == EventType::StateUpdate
             && let Some(Content::StateUpdate(state)) =
