@@ -14,7 +14,7 @@ use chaukas_common::errors::{ErrorKind, ServiceError};
 use crate::GatewaySettings;
 use crate::access::Access;
 use crate::metrics::GatewayMetrics;
-use crate::redaction::{RedactionGate, Refused};
+use crate::redaction::{PolicyMemo, RedactionGate, Refused};
 use crate::validate::{Rejection, validate};
 
 /// How long a client should wait before retrying after UNAVAILABLE.
@@ -186,7 +186,11 @@ impl Ingestor {
             self.publisher.metrics.rejected(rejection.reason(), 1);
             return Err(IngestError::InvalidEvent(rejection));
         }
-        match self.redaction.apply(&mut event, settings.max_event_bytes) {
+        match self.redaction.apply(
+            &mut event,
+            settings.max_event_bytes,
+            &mut PolicyMemo::default(),
+        ) {
             Ok(()) => {}
             Err(Refused::Event(rejection)) => {
                 self.publisher.metrics.rejected(rejection.reason(), 1);
@@ -228,8 +232,9 @@ impl Ingestor {
             .observe(events.len() as f64);
         let mut outcome = BatchOutcome::default();
         let mut valid = Vec::with_capacity(events.len());
+        let mut memo = PolicyMemo::default();
         for mut event in events {
-            match self.admit(access, &mut event) {
+            match self.admit(access, &mut event, &mut memo) {
                 Ok(()) => valid.push(event),
                 Err(Refused::Event(rejection)) => {
                     self.publisher.metrics.rejected(rejection.reason(), 1);
@@ -262,11 +267,12 @@ impl Ingestor {
         let mut keep = vec![true; events.len()];
         let mut start = 0;
         let mut stored = 0;
+        let mut memo = PolicyMemo::default();
         for size in span_sizes {
             let span = start..start + size;
             start += size;
             for event in &mut events[span.clone()] {
-                match self.admit(access, event) {
+                match self.admit(access, event, &mut memo) {
                     Ok(()) => continue,
                     Err(Refused::Event(rejection)) => {
                         self.publisher.metrics.rejected(rejection.reason(), size);
@@ -295,13 +301,18 @@ impl Ingestor {
     }
 
     /// One event through the key's confinement, validation and the tenant's redaction.
-    fn admit(&self, access: &Access, event: &mut Event) -> Result<(), Refused> {
+    fn admit(
+        &self,
+        access: &Access,
+        event: &mut Event,
+        memo: &mut PolicyMemo,
+    ) -> Result<(), Refused> {
         let max_event_bytes = self.publisher.settings.max_event_bytes;
         access
             .admit(event)
             .and_then(|()| validate(event, max_event_bytes))
             .map_err(Refused::Event)?;
-        self.redaction.apply(event, max_event_bytes)
+        self.redaction.apply(event, max_event_bytes, memo)
     }
 }
 

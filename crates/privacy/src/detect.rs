@@ -137,15 +137,25 @@ pub fn scan(text: &str, enabled: DetectorSet, hits: &mut Vec<Hit>) {
     if enabled.contains(Detector::Email) {
         emails(bytes, &mut found);
     }
+    // Tokens start only where a word does, so after a word start that holds no token the
+    // rest of that word is skipped in a tight loop rather than looked at byte by byte.
     let mut at = 0;
     while at < bytes.len() {
         let boundary = at == 0 || !is_word(bytes[at - 1]);
-        let next = if boundary {
-            token_at(text, at, enabled, &mut found)
-        } else {
-            None
-        };
-        at = next.unwrap_or(at + 1).max(at + 1);
+        if !boundary {
+            at += 1;
+            continue;
+        }
+        if let Some(next) = token_at(text, at, enabled, &mut found) {
+            at = next.max(at + 1);
+            continue;
+        }
+        at += 1;
+        if is_word(bytes[at - 1]) {
+            while at < bytes.len() && is_word(bytes[at]) {
+                at += 1;
+            }
+        }
     }
     found.sort_by_key(|hit| (hit.start, std::cmp::Reverse(hit.end)));
     for hit in found {

@@ -9,6 +9,7 @@ mod hmac;
 mod numbers;
 mod pointer;
 mod policy;
+mod rules;
 mod schema;
 mod walk;
 
@@ -22,7 +23,8 @@ pub use pointer::{Pattern, PointerError};
 pub use policy::{MAX_POINTER, MAX_RULES, Method, Policy, PolicyError, Redaction, Retention, Rule};
 pub use walk::Change;
 
-use walk::{Buffers, CompiledRule, Walk};
+use rules::{CompiledRule, RuleBook};
+use walk::{Buffers, Walk};
 
 thread_local! {
     /// Each thread's walk memory, reused for every event it redacts.
@@ -59,7 +61,7 @@ pub enum RedactError {
 /// A policy compiled for one (tenant, project): the tenant's rules first, then the
 /// project's; detectors of both, the stricter method winning.
 pub struct Redactor {
-    rules: Vec<CompiledRule>,
+    rules: RuleBook,
     detectors: DetectorSet,
     detector_methods: Vec<(Detector, Method)>,
     salt: Option<Salt>,
@@ -95,7 +97,7 @@ impl Redactor {
             detectors.insert(*detector);
         }
         Self {
-            rules,
+            rules: RuleBook::new(rules),
             detectors,
             detector_methods,
             salt,

@@ -7,19 +7,9 @@ use prost_types::{ListValue, Struct, Value};
 
 use crate::detect::{self, DetectorSet, Hit};
 use crate::hmac::Keyed;
-use crate::pointer::{self, Pattern};
+use crate::pointer;
 use crate::policy::Method;
-
-/// A rule ready to match: where, what to do, and the category it reports.
-#[derive(Debug, Clone)]
-pub struct CompiledRule {
-    /// Where the rule applies.
-    pub pattern: Pattern,
-    /// What it does there.
-    pub method: Method,
-    /// Written into `[REDACTED:<category>]` and `pii_categories`.
-    pub category: String,
-}
+use crate::rules::{RuleBook, RuleSet};
 
 /// One change the walk made, for the event's `redaction` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +24,7 @@ pub struct Change {
 
 /// What a policy needs at hand while walking one event.
 pub struct Walk<'a> {
-    rules: &'a [CompiledRule],
+    rules: &'a RuleBook,
     detectors: DetectorSet,
     detector_methods: &'a [(detect::Detector, Method)],
     key: Option<&'a Keyed>,
@@ -59,43 +49,6 @@ pub struct Buffers {
     hits: Vec<Hit>,
 }
 
-/// A set of rules by index: a tenant's and a project's policy hold at most 2 x
-/// [`MAX_RULES`](crate::MAX_RULES) = 128.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct RuleSet(u128);
-
-impl RuleSet {
-    fn all(count: usize) -> Self {
-        match count {
-            0 => Self(0),
-            128.. => Self(u128::MAX),
-            count => Self((1u128 << count) - 1),
-        }
-    }
-
-    fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Calls `each` with every index in the set, in increasing order, until it says stop.
-    fn visit(self, mut each: impl FnMut(usize) -> bool) {
-        let mut bits = self.0;
-        while bits != 0 {
-            let index = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if !each(index) {
-                return;
-            }
-        }
-    }
-
-    fn insert(&mut self, index: usize) {
-        if index < 128 {
-            self.0 |= 1 << index;
-        }
-    }
-}
-
 /// A node of the event that a walk can enter and a `drop` can empty.
 pub trait Node {
     /// Visits what lies below (the node itself was not matched by a rule).
@@ -110,7 +63,7 @@ impl<'a> Walk<'a> {
     /// A walk applying `rules`, then the detectors (with their methods) to text no rule
     /// covered; `key` hashes (`None`: a `hash` method is a policy error caught earlier).
     pub fn new(
-        rules: &'a [CompiledRule],
+        rules: &'a RuleBook,
         detectors: DetectorSet,
         detector_methods: &'a [(detect::Detector, Method)],
         key: Option<&'a Keyed>,
@@ -119,7 +72,7 @@ impl<'a> Walk<'a> {
         buffers.path.clear();
         buffers.ends.clear();
         buffers.active.clear();
-        buffers.active.push(RuleSet::all(rules.len()));
+        buffers.active.push(rules.all());
         buffers.hits.clear();
         Self {
             rules,
@@ -174,18 +127,12 @@ impl<'a> Walk<'a> {
         let start = self.buffers.ends.last().copied().unwrap_or(0);
         let depth = self.buffers.ends.len();
         self.buffers.ends.push(self.buffers.path.len());
-        let step = &self.buffers.path[start..];
-        let mut next = RuleSet::default();
-        if let Some(&current) = self.buffers.active.last()
-            && !current.is_empty()
-        {
-            current.visit(|index| {
-                if self.rules[index].pattern.admits(depth, step) {
-                    next.insert(index);
-                }
-                true
-            });
-        }
+        let next = match self.buffers.active.last() {
+            Some(&current) if !current.is_empty() => {
+                current.and(self.rules.admitting(depth, &self.buffers.path[start..]))
+            }
+            _ => RuleSet::default(),
+        };
         self.buffers.active.push(next);
     }
 
