@@ -108,15 +108,13 @@ impl Pipeline {
         rows.into_iter()
             .map(|row| {
                 let log = logs.get(&row.tenant_id).unwrap_or(&no_log);
-                let hash = match row.sealed {
-                    0 => Vec::new(),
-                    _ => chaukas_store::log::sealed_hash(
-                        &row.content_hash,
-                        row.leaf_index,
-                        &row.payload,
-                        log,
-                    ),
-                };
+                let hash = chaukas_store::log::sealed_hash(
+                    row.sealed != 0,
+                    &row.content_hash,
+                    row.leaf_index,
+                    &row.payload,
+                    log,
+                );
                 chaukas_audit::content::with_log_fields(&row.payload, row.leaf_index, &hash, log)
                     .unwrap()
             })

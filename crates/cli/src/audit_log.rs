@@ -172,6 +172,7 @@ pub async fn export(
     .await?;
     for event in &mut events {
         event.content_hash = chaukas_store::log::sealed_hash(
+            event.sealed,
             &event.content_hash,
             event.leaf_index,
             &event.payload,

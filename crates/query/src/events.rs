@@ -146,7 +146,13 @@ pub async fn run(
         .iter()
         .zip(&page)
         .map(|(row, key)| {
-            let hash = row.content_hash(&entries);
+            let hash = chaukas_store::log::sealed_hash(
+                row.sealed != 0,
+                &row.content_hash,
+                row.leaf_index,
+                &row.payload,
+                &entries,
+            );
             with_log_fields(&row.payload, row.leaf_index, &hash, &entries)
                 .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))
         })
@@ -169,19 +175,6 @@ struct StoredPayload {
     content_hash: Vec<u8>,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
-}
-
-impl StoredPayload {
-    /// Its content hash as the log records it; empty for a row in no log.
-    fn content_hash(
-        &self,
-        entries: &std::collections::BTreeMap<u64, chaukas_audit::Hash>,
-    ) -> Vec<u8> {
-        if self.sealed == 0 {
-            return Vec::new();
-        }
-        chaukas_store::log::sealed_hash(&self.content_hash, self.leaf_index, &self.payload, entries)
-    }
 }
 
 /// A row of a page, before its payload is read.

@@ -111,16 +111,21 @@ pub async fn entries_around(
     recorded_entries(client, tenant, Some(&wanted)).await
 }
 
-/// The content hash readers present for a sealed row: the one stored with it (rows sealed
-/// before migration 0010), else the log's entry for its leaf (from [`entries_around`]),
-/// else — that entry lost, as a crash between the row's part and the view's can leave it —
-/// the hash of its payload, the very bytes the writer hashed.
+/// The content hash readers present for a row: none if it is in no log (`sealed` false);
+/// else the one stored with it (rows sealed before migration 0010), else the log's entry
+/// for its leaf (from [`entries_around`]), else — that entry lost, as a crash between the
+/// row's part and the view's can leave it — the hash of its payload, the very bytes the
+/// writer hashed.
 pub fn sealed_hash(
+    sealed: bool,
     stored: &[u8],
     leaf: u64,
     payload: &[u8],
     entries: &std::collections::BTreeMap<u64, Hash>,
 ) -> Vec<u8> {
+    if !sealed {
+        return Vec::new();
+    }
     if !stored.is_empty() {
         return stored.to_vec();
     }

@@ -187,7 +187,13 @@ pub async fn one_event(
     chaukas_audit::content::with_log_fields(
         &row.payload,
         row.leaf_index,
-        &row.content_hash(&entries),
+        &chaukas_store::log::sealed_hash(
+            row.sealed != 0,
+            &row.content_hash,
+            row.leaf_index,
+            &row.payload,
+            &entries,
+        ),
         &entries,
     )
     .map_err(|error| QueryError::Corrupt(format!("event {event_id:?}: {error}")))

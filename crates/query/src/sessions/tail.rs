@@ -51,17 +51,6 @@ pub(super) struct StoredRow {
     pub(super) payload: Vec<u8>,
 }
 
-impl StoredRow {
-    /// Its content hash as the log records it (`entries` from `entries_around`); empty for a
-    /// row in no log.
-    pub(super) fn content_hash(&self, entries: &BTreeMap<u64, chaukas_audit::Hash>) -> Vec<u8> {
-        if self.sealed == 0 {
-            return Vec::new();
-        }
-        chaukas_store::log::sealed_hash(&self.content_hash, self.leaf_index, &self.payload, entries)
-    }
-}
-
 /// One page of the tail.
 pub async fn read(
     client: &clickhouse::Client,
@@ -98,7 +87,13 @@ pub async fn read(
             // Indexed but its event is gone (retention pruned it): nothing to show.
             continue;
         };
-        let hash = row.content_hash(&entries);
+        let hash = chaukas_store::log::sealed_hash(
+            row.sealed != 0,
+            &row.content_hash,
+            key.leaf_index,
+            &row.payload,
+            &entries,
+        );
         let event = with_log_fields(&row.payload, key.leaf_index, &hash, &entries)
             .map_err(|error| QueryError::Corrupt(format!("event {:?}: {error}", key.event_id)))?;
         if let Ok(hash) = chaukas_audit::Hash::try_from(hash.as_slice()) {
