@@ -15,7 +15,7 @@ use crate::procs::{self, CpuMark};
 use crate::stats::{round3, round5};
 
 /// Runs of each side.
-const ROUNDS: u64 = 4;
+const ROUNDS: u64 = 6;
 
 /// The services whose CPU the log can change (the generator and the idle query service are
 /// left out).
@@ -123,6 +123,7 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
             target.settle(plan.settle).await?;
             let watched = procs::watched(plan.pids);
             let mark = CpuMark::take(&watched);
+            let started = unix_secs();
             let run = ingest::closed_loop(
                 &side_target,
                 Transport::Grpc,
@@ -136,9 +137,12 @@ pub async fn compare(target: &Target, plan: &Plan<'_>) -> anyhow::Result<Value> 
             let cpu = mark.per_thousand(run.events);
             // Parts piling up (merges falling behind) would slow every later run down.
             let parts = target.active_parts().await?;
+            // The run's span in unix seconds, to line it up with ClickHouse's own logs
+            // (`system.part_log`, `system.query_log`) when those are switched on.
             println!(
-                "    log {}: stored {:.0} ev/s, CPU/1k {:?}; active parts {parts:?}",
+                "    log {} ({started}..{}): stored {:.0} ev/s, CPU/1k {:?}; active parts {parts:?}",
                 if log_on { "on" } else { "off" },
+                unix_secs(),
                 run.stored_per_second,
                 cpu.iter()
                     .map(|(name, s)| format!("{name} {s:.4}"))
@@ -218,4 +222,10 @@ async fn stored_bytes(target: &Target) -> anyhow::Result<Value> {
         );
     }
     Ok(Value::Object(out))
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
