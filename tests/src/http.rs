@@ -168,14 +168,23 @@ pub async fn ingest_with_key(
     events: Vec<chaukas_proto::common::v1::Event>,
 ) {
     let mut client = pipeline.server_client().await;
-    let mut request = tonic::Request::new(crate::batch_request(events));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let response = client
-        .ingest_event_batch(request)
-        .await
-        .unwrap()
-        .into_inner();
+    // A new key reaches the gateway through its watch: retry UNAUTHENTICATED briefly, as
+    // `get_with_key` retries 401 (a refused request stores nothing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let response = loop {
+        let mut request = tonic::Request::new(crate::batch_request(events.clone()));
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match client.ingest_event_batch(request).await {
+            Err(status)
+                if status.code() == tonic::Code::Unauthenticated
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => break result.unwrap().into_inner(),
+        }
+    };
     assert_eq!(response.rejected_count, 0, "{response:?}");
 }
