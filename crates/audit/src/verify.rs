@@ -79,16 +79,37 @@ fn judge_by_entry(
     check: &crate::content::SealCheck,
     leaf: u64,
     entry: Option<Hash>,
-    recorded_at: &std::collections::HashMap<Hash, u64>,
+    recorded_at: &mut EntryIndex<'_>,
 ) -> (Hash, Option<EventFinding>) {
     let recorded = entry.unwrap_or(check.recomputed);
     let claims = judge_claims(check, leaf);
     if claims.is_some() || recorded == check.recomputed {
         return (recorded, claims);
     }
-    match recorded_at.get(&check.recomputed) {
-        Some(other) if *other != leaf => (recorded, Some(fields_disagree)),
+    match recorded_at.leaf_of(&check.recomputed) {
+        Some(other) if other != leaf => (recorded, Some(fields_disagree)),
         _ => (recorded, Some(content_changed)),
+    }
+}
+
+/// Which leaf the log records a hash at, indexed on first use: only a row that disagrees
+/// with its own leaf's entry asks, so an intact log never builds it.
+struct EntryIndex<'a> {
+    entries: &'a BTreeMap<u64, Hash>,
+    by_hash: Option<std::collections::HashMap<Hash, u64>>,
+}
+
+impl EntryIndex<'_> {
+    fn leaf_of(&mut self, hash: &Hash) -> Option<u64> {
+        let entries = self.entries;
+        let by_hash = self.by_hash.get_or_insert_with(|| {
+            let mut index = std::collections::HashMap::with_capacity(entries.len());
+            for (&leaf, entry) in entries {
+                index.entry(*entry).or_insert(leaf);
+            }
+            index
+        });
+        by_hash.get(hash).copied()
     }
 }
 
@@ -234,10 +255,10 @@ pub fn audit_with_record(
     }
     let mut leaves: BTreeMap<u64, Vec<Leaf>> = BTreeMap::new();
     // Where each recorded entry sits: a row whose content is another leaf's entry was moved.
-    let mut recorded_at: std::collections::HashMap<Hash, u64> = std::collections::HashMap::new();
-    for (&leaf, entry) in &record.entries {
-        recorded_at.entry(*entry).or_insert(leaf);
-    }
+    let mut recorded_at = EntryIndex {
+        entries: &record.entries,
+        by_hash: None,
+    };
     for event in events {
         if !event.sealed {
             findings.push(Finding::Unsealed {
@@ -257,7 +278,7 @@ pub fn audit_with_record(
         // is built from the recomputed one, so a recorded hash rewritten with it still fails
         // against the signed root.
         let (recorded, finding) = if event.content_hash.is_empty() {
-            judge_by_entry(&check, leaf, entry, &recorded_at)
+            judge_by_entry(&check, leaf, entry, &mut recorded_at)
         } else {
             judge_by_stored_hash(&check, leaf, &event.content_hash, entry)
         };

@@ -151,13 +151,14 @@ fn a_forged_row_is_named_whatever_it_pretends() {
     );
 }
 
-#[test]
-fn swapped_events_are_named_by_the_log_record() {
-    let (mut events, checkpoint) = sealed_log(10);
-    let record = record_of(&events);
+/// Events 2 and 5 trade places.
+fn swap_2_and_5(events: &mut [StoredEvent]) {
     events[2].leaf_index = 5;
     events[5].leaf_index = 2;
-    let findings = audit_with_record(events.clone(), &checkpoint, &record).findings;
+}
+
+/// Both swapped events are named as moved, and the root no longer matches.
+fn assert_swap_named(findings: &[Finding]) {
     for (event_id, leaf) in [("e2", 5), ("e5", 2)] {
         assert!(
             findings.contains(&Finding::FieldsDisagree {
@@ -168,6 +169,14 @@ fn swapped_events_are_named_by_the_log_record() {
         );
     }
     assert!(findings.contains(&Finding::RootMismatch { size: 10 }));
+}
+
+#[test]
+fn swapped_events_are_named_by_the_log_record() {
+    let (mut events, checkpoint) = sealed_log(10);
+    let record = record_of(&events);
+    swap_2_and_5(&mut events);
+    assert_swap_named(&audit_with_record(events.clone(), &checkpoint, &record).findings);
     // Against the checkpoint alone the swap is still caught, without names.
     assert_eq!(
         audit(events, &checkpoint).findings,
@@ -329,19 +338,8 @@ fn rows_without_a_stored_hash_are_judged_by_the_log_entry_of_their_leaf() {
 
     // Moved: its content is another leaf's entry.
     let mut swapped = events.clone();
-    swapped[2].leaf_index = 5;
-    swapped[5].leaf_index = 2;
-    let findings = audit_with_record(swapped, &checkpoint, &record).findings;
-    for (event_id, leaf) in [("e2", 5), ("e5", 2)] {
-        assert!(
-            findings.contains(&Finding::FieldsDisagree {
-                event_id: event_id.into(),
-                leaf
-            }),
-            "{findings:?}"
-        );
-    }
-    assert!(findings.contains(&Finding::RootMismatch { size: 10 }));
+    swap_2_and_5(&mut swapped);
+    assert_swap_named(&audit_with_record(swapped, &checkpoint, &record).findings);
 
     // A leaf's entry lost (a crash between the row's part and the view's): nothing to
     // compare that row with but the signed root, which it matches.

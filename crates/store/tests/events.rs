@@ -1,22 +1,13 @@
 //! Event rows, claims and existence checks against the real ClickHouse of the test harness.
 
 use chaukas_proto::common::v1::Event;
+use chaukas_store::EventRow;
 use chaukas_store::events::{self, ClaimRow};
-use chaukas_store::{ClickHouseConfig, EventRow};
-use chaukas_testkit::TestDatabase;
 use prost::Message;
 
-async fn migrated() -> (TestDatabase, clickhouse::Client) {
-    let db = TestDatabase::new().await;
-    let config = ClickHouseConfig {
-        url: db.url.clone(),
-        database: db.name.clone(),
-        ..ClickHouseConfig::default()
-    };
-    chaukas_store::migrations::migrate(&config).await.unwrap();
-    let client = config.client().unwrap();
-    (db, client)
-}
+mod common;
+
+use common::migrated;
 
 fn row(tenant: &str, id: &str, seconds: i64) -> EventRow {
     let event = Event {

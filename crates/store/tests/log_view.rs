@@ -2,21 +2,11 @@
 //! sealed row's hash in `log_leaves` from its payload, exactly once, whichever writer
 //! inserted it, and rows sealed before the migration still read as sealed.
 
-use chaukas_store::ClickHouseConfig;
-use chaukas_testkit::TestDatabase;
 use sha2::{Digest, Sha256};
 
-async fn migrated() -> (TestDatabase, clickhouse::Client) {
-    let db = TestDatabase::new().await;
-    let config = ClickHouseConfig {
-        url: db.url.clone(),
-        database: db.name.clone(),
-        ..ClickHouseConfig::default()
-    };
-    chaukas_store::migrations::migrate(&config).await.unwrap();
-    let client = config.client().unwrap();
-    (db, client)
-}
+mod common;
+
+use common::migrated;
 
 #[derive(Debug, serde::Deserialize, clickhouse::Row)]
 struct LeafRow {
